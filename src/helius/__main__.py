@@ -1,0 +1,7 @@
+"""`python -m helius` is the `helius` command."""
+
+import sys
+
+from helius.cli import main
+
+sys.exit(main())
