@@ -1,0 +1,1 @@
+"""Signal-level audio: I/O, features, procedural synthesis (no learning)."""
