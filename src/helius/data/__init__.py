@@ -1,0 +1,1 @@
+"""Data preparation and datasets: audio folders to segments, indexes and reports."""
