@@ -1,0 +1,286 @@
+"""The `helius` command: parses arguments and calls the library, one function per subcommand."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+from helius import __version__, progress
+from helius.config import DEFAULT_CONFIG_PATH, HeliusConfig, config_to_yaml, load_config
+from helius.errors import HeliusError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    progress.set_enabled(not getattr(args, "quiet", False))
+    try:
+        return args.run(args) or 0
+    except HeliusError as error:
+        print(f"helius: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("helius: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="helius",
+        description="Learn neural audio models from your own sounds; generate, transform, explore.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"helius {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    _add_config_commands(commands)
+    _add_data_commands(commands)
+    return parser
+
+
+def _command(commands, name: str, run: Callable, help_text: str) -> argparse.ArgumentParser:
+    sub = commands.add_parser(
+        name,
+        help=help_text,
+        description=help_text,
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    sub.set_defaults(run=run)
+    return sub
+
+
+def _add_config_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"YAML config file (default: built-in defaults, as {DEFAULT_CONFIG_PATH})",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override one config value; repeatable",
+    )
+
+
+def _config(args: argparse.Namespace) -> HeliusConfig:
+    return load_config(args.config, args.overrides)
+
+
+# --- config ------------------------------------------------------------------------------------
+
+
+def _add_config_commands(commands) -> None:
+    config = commands.add_parser("config", help="show the resolved configuration")
+    actions = config.add_subparsers(title="actions", metavar="ACTION")
+    show = _command(actions, "show", _run_config_show, "print the config after file and --set")
+    _add_config_options(show)
+
+
+def _run_config_show(args: argparse.Namespace) -> int:
+    print(config_to_yaml(_config(args)), end="")
+    return 0
+
+
+# --- data --------------------------------------------------------------------------------------
+
+
+def _add_data_commands(commands) -> None:
+    prep = _command(
+        commands,
+        "prep",
+        _run_prep,
+        "cut an audio folder into segments with train/val indexes and a report",
+    )
+    prep.add_argument(
+        "--input_dir",
+        "--input-dir",
+        type=Path,
+        required=True,
+        help="folder of audio files, walked recursively (never modified)",
+    )
+    prep.add_argument(
+        "--output_dir",
+        "--output-dir",
+        type=Path,
+        default=Path("data"),
+        help="where segments, indexes, manifest and report go",
+    )
+    prep.add_argument(
+        "--segment_length",
+        "--segment-length",
+        type=float,
+        default=None,
+        help="segment length in seconds (default: data.segment_seconds, 2.0)",
+    )
+    prep.add_argument(
+        "--sample_rate",
+        "--sample-rate",
+        type=int,
+        default=None,
+        help="output sample rate in Hz (default: data.sample_rate, 48000)",
+    )
+    prep.add_argument(
+        "--val_fraction",
+        "--val-fraction",
+        type=float,
+        default=None,
+        help="share of source files held out for validation (default: 0.02)",
+    )
+    prep.add_argument(
+        "--silence_threshold_db",
+        "--silence-threshold-db",
+        type=float,
+        default=None,
+        help="drop segments with RMS below this dBFS (default: -60)",
+    )
+    prep.add_argument("--stereo", action="store_true", help="keep channels instead of mono")
+    prep.add_argument(
+        "--workers", type=int, default=None, help="parallel processes (default: all cores)"
+    )
+    prep.add_argument("--overwrite", action="store_true", help="redo every file from scratch")
+    prep.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(prep)
+
+    validate = _command(
+        commands,
+        "validate-data",
+        _run_validate,
+        "check that every audio file in a folder decodes; writes nothing",
+    )
+    validate.add_argument("folder", type=Path, help="folder to check, walked recursively")
+    validate.add_argument(
+        "--silence_threshold_db",
+        "--silence-threshold-db",
+        type=float,
+        default=-60.0,
+        help="windows below this dBFS count as silent",
+    )
+    validate.add_argument("--workers", type=int, default=None, help="parallel processes")
+    validate.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    validate.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    demo_data = _command(
+        commands,
+        "demo-data",
+        _run_demo_data,
+        "write the built-in procedural dataset (drum one-shots and textures)",
+    )
+    demo_data.add_argument("out", type=Path, help="output folder")
+    demo_data.add_argument("--n", type=int, default=200, help="number of drum one-shots")
+    demo_data.add_argument("--textures", type=int, default=16, help="number of 10-second textures")
+    demo_data.add_argument("--seed", type=int, default=0, help="random seed")
+    demo_data.add_argument("--sample_rate", "--sample-rate", type=int, default=44100, help="Hz")
+    demo_data.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    demo = _command(
+        commands, "demo", _run_demo, "generate the built-in dataset, prepare it and print a summary"
+    )
+    demo.add_argument("--out", type=Path, default=Path("demo_run"), help="output folder")
+    demo.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_config_options(demo)
+
+
+def _prep_settings(args: argparse.Namespace, config: HeliusConfig):
+    from helius.data.segment import PrepSettings
+
+    data = config.data
+    return PrepSettings(
+        sample_rate=args.sample_rate or data.sample_rate,
+        segment_seconds=args.segment_length or data.segment_seconds,
+        mono=data.mono and not args.stereo,
+        silence_threshold_db=(
+            data.silence_threshold_db
+            if args.silence_threshold_db is None
+            else args.silence_threshold_db
+        ),
+    )
+
+
+def _run_prep(args: argparse.Namespace) -> int:
+    from helius.data.prep import prepare
+
+    config = _config(args)
+    val_fraction = config.data.val_fraction if args.val_fraction is None else args.val_fraction
+    result = prepare(
+        args.input_dir,
+        args.output_dir,
+        _prep_settings(args, config),
+        val_fraction=val_fraction,
+        workers=args.workers,
+        overwrite=args.overwrite,
+    )
+    print(result.summary())
+    return 0
+
+
+def _run_validate(args: argparse.Namespace) -> int:
+    from helius.data.validate import format_table, validate_folder
+
+    checks, ignored = validate_folder(args.folder, args.silence_threshold_db, args.workers)
+    if args.json:
+        print(
+            json.dumps({"files": [asdict(check) for check in checks], "ignored": ignored}, indent=2)
+        )
+    else:
+        print(format_table(checks, ignored))
+    return 0 if any(check.ok for check in checks) else 1
+
+
+def _run_demo_data(args: argparse.Namespace) -> int:
+    from helius.audio.synth import write_demo_dataset
+
+    dataset = write_demo_dataset(
+        args.out,
+        n_oneshots=args.n,
+        n_textures=args.textures,
+        seed=args.seed,
+        sample_rate=args.sample_rate,
+        progress=lambda items: progress.bar(items, desc="demo-data"),
+    )
+    print(
+        f"wrote {len(dataset.files)} sounds to {dataset.out_dir} "
+        f"(one-shots in oneshots/, textures in textures/, parameters in params.jsonl)"
+    )
+    return 0
+
+
+def _run_demo(args: argparse.Namespace) -> int:
+    from helius.audio.synth import write_demo_dataset
+    from helius.data.prep import prepare
+
+    config = _config(args)
+    audio_dir, data_dir = args.out / "audio", args.out / "data"
+    dataset = write_demo_dataset(
+        audio_dir,
+        n_oneshots=40,
+        n_textures=12,
+        seed=config.train.seed,
+        progress=lambda items: progress.bar(items, desc="demo-data"),
+    )
+    print(f"1/2 built-in dataset: {len(dataset.files)} sounds in {audio_dir}")
+    settings = _prep_settings(
+        argparse.Namespace(
+            sample_rate=None, segment_length=None, stereo=False, silence_threshold_db=None
+        ),
+        config,
+    )
+    result = prepare(
+        audio_dir / "textures", data_dir, settings, val_fraction=max(config.data.val_fraction, 0.1)
+    )
+    print(f"2/2 {result.summary()}")
+    print(f"next: train on {data_dir / 'train_index.txt'} (helius train, coming with the VAE)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
