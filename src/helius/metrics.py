@@ -1,0 +1,150 @@
+"""Differentiable audio distances and scores on torch tensors, for use as metrics or losses.
+
+Each function takes tensors of shape (T,), (B, T) or (B, C, T), treats every channel of every
+batch item as one mono signal, and returns a scalar tensor averaged over those signals.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+
+import torch
+
+from helius.audio.features import mel_filterbank
+
+__all__ = ["loudness_difference_db", "mel_distance", "mrstft_distance", "rms_db", "si_sdr"]
+
+
+def _as_signals(x: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
+    """(T,), (B, T) or (B, C, T) -> (N, T) of dtype, one row per mono signal."""
+    if x.ndim not in (1, 2, 3) or x.shape[-1] == 0:
+        raise ValueError(
+            f"{name} must have shape (T,), (B, T) or (B, C, T) with T > 0, got {tuple(x.shape)}"
+        )
+    return x.to(dtype).reshape(-1, x.shape[-1])
+
+
+def _as_signal_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if pred.shape != target.shape:
+        raise ValueError(
+            f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
+        )
+    # float64 only when both ask for it; torch.stft has no half-precision CPU kernels.
+    both_double = pred.dtype == target.dtype == torch.float64
+    dtype = torch.float64 if both_double else torch.float32
+    return _as_signals(pred, "pred", dtype), _as_signals(target, "target", dtype)
+
+
+def _fitting_fft_sizes(fft_sizes: Sequence[int], n_samples: int, hop_ratio: float) -> list[int]:
+    """The FFT sizes no longer than the signal; a longer window would only see padding."""
+    if not 0.0 < hop_ratio <= 1.0:
+        raise ValueError(f"hop_ratio must be in (0, 1], got {hop_ratio}")
+    sizes = [int(n) for n in fft_sizes if 2 <= n <= n_samples]
+    if not sizes:
+        raise ValueError(
+            f"signal of {n_samples} samples is shorter than every FFT size {tuple(fft_sizes)}; "
+            "pass smaller fft_sizes or longer audio"
+        )
+    return sizes
+
+
+def _stft_magnitude(x: torch.Tensor, n_fft: int, hop_ratio: float) -> torch.Tensor:
+    """|STFT| of (N, T) signals with a Hann window, shape (N, n_fft // 2 + 1, frames)."""
+    window = torch.hann_window(n_fft, dtype=x.dtype, device=x.device)
+    hop = max(1, int(n_fft * hop_ratio))
+    spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=True, return_complex=True)
+    return spec.abs()
+
+
+@functools.lru_cache(maxsize=32)
+def _mel_basis(
+    sample_rate: int,
+    n_fft: int,
+    n_mels: int,
+    f_min: float,
+    f_max: float | None,
+    device: torch.device,
+    dtype: torch.dtype,
+) -> torch.Tensor:
+    weights = mel_filterbank(sample_rate, n_fft, n_mels, f_min=f_min, f_max=f_max)
+    return torch.as_tensor(weights, dtype=dtype, device=device)
+
+
+def mrstft_distance(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    fft_sizes: Sequence[int] = (2048, 1024, 512, 256, 128),
+    hop_ratio: float = 0.25,
+    eps: float = 1e-7,
+) -> torch.Tensor:
+    """Multi-resolution STFT distance (log-magnitude L1 + spectral convergence), unitless, 0 = same.
+
+    FFT sizes longer than the signal are skipped; ValueError if none fit.
+    """
+    pred, target = _as_signal_pair(pred, target)
+    sizes = _fitting_fft_sizes(fft_sizes, pred.shape[-1], hop_ratio)
+    total = pred.new_zeros(())
+    for n_fft in sizes:
+        pred_mag = _stft_magnitude(pred, n_fft, hop_ratio)
+        target_mag = _stft_magnitude(target, n_fft, hop_ratio)
+        log_l1 = (torch.log(pred_mag + eps) - torch.log(target_mag + eps)).abs().mean()
+        diff_norm = torch.linalg.vector_norm(target_mag - pred_mag, dim=(1, 2))
+        # eps in the denominator keeps a silent target finite instead of dividing by zero.
+        target_norm = torch.linalg.vector_norm(target_mag, dim=(1, 2)) + eps
+        total = total + log_l1 + (diff_norm / target_norm).mean()
+    return total / len(sizes)
+
+
+def mel_distance(
+    pred: torch.Tensor,
+    target: torch.Tensor,
+    sample_rate: int,
+    n_mels: int = 80,
+    fft_sizes: Sequence[int] = (2048, 1024, 512),
+    hop_ratio: float = 0.25,
+    f_min: float = 0.0,
+    f_max: float | None = None,
+    eps: float = 1e-5,
+) -> torch.Tensor:
+    """Mean L1 between natural-log mel magnitude spectrograms over resolutions, 0 = same.
+
+    Uses the Slaney-scale, unit-area filters of `helius.audio.features.mel_filterbank`
+    (f_min/f_max in Hz). FFT sizes longer than the signal are skipped; ValueError if none fit.
+    """
+    pred, target = _as_signal_pair(pred, target)
+    sizes = _fitting_fft_sizes(fft_sizes, pred.shape[-1], hop_ratio)
+    total = pred.new_zeros(())
+    for n_fft in sizes:
+        basis = _mel_basis(sample_rate, n_fft, n_mels, f_min, f_max, pred.device, pred.dtype)
+        pred_mel = torch.log(basis @ _stft_magnitude(pred, n_fft, hop_ratio) + eps)
+        target_mel = torch.log(basis @ _stft_magnitude(target, n_fft, hop_ratio) + eps)
+        total = total + (pred_mel - target_mel).abs().mean()
+    return total / len(sizes)
+
+
+def si_sdr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Scale-invariant signal-to-distortion ratio in dB, mean over signals; higher is better."""
+    pred, target = _as_signal_pair(pred, target)
+    pred = pred - pred.mean(dim=-1, keepdim=True)
+    target = target - target.mean(dim=-1, keepdim=True)
+    scale = (pred * target).sum(dim=-1, keepdim=True) / (
+        target.pow(2).sum(dim=-1, keepdim=True) + eps
+    )
+    projection = scale * target
+    distortion = pred - projection
+    ratio = (projection.pow(2).sum(dim=-1) + eps) / (distortion.pow(2).sum(dim=-1) + eps)
+    return (10.0 * torch.log10(ratio)).mean()
+
+
+def rms_db(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
+    """RMS level in dB re full scale over the last axis, shape x.shape[:-1]; silence -> -100 dB."""
+    return 10.0 * torch.log10(x.pow(2).mean(dim=-1) + eps)
+
+
+def loudness_difference_db(
+    pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-10
+) -> torch.Tensor:
+    """RMS level of pred minus target in dB, mean over signals; signed, > 0 means pred is louder."""
+    pred, target = _as_signal_pair(pred, target)
+    return (rms_db(pred, eps) - rms_db(target, eps)).mean()
