@@ -146,7 +146,7 @@ def test_save_is_atomic_and_rejects_unknown_formats(tmp_path, monkeypatch):
     def broken_write(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(io.sf, "write", broken_write)
+    monkeypatch.setattr(io, "_write", broken_write)
     with pytest.raises(RuntimeError):
         io.save(target, sine(0.2, SR), SR)
     assert target.read_bytes() == before  # the old file is intact
