@@ -1,0 +1,1 @@
+"""Reusable neural blocks: cached (streaming) convolutions, PQMF, Snake and residual units."""

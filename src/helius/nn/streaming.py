@@ -1,0 +1,243 @@
+"""Cached convolutions: ordinary layers offline, chunk-by-chunk stateful layers when streaming.
+
+Offline (the default, and always during training) a `CachedConv1d` zero-pads its input so that
+it maps T samples to T / stride frames, and a `CachedConvTranspose1d` trims its output to
+T * stride samples: the shapes every model here relies on.
+
+Streaming is switched on per module instance with `set_streaming(model, True)`, which walks
+`model.modules()`; there is no global flag. A streaming conv keeps the input it has not yet
+consumed (its left context) between calls and a streaming transposed conv keeps the tail of
+its output that overlaps the next chunk, so feeding a signal chunk by chunk yields exactly the
+offline output of the whole signal, for any chunk sizes.
+
+Exact streaming needs causal layers (all padding on the left). A non-causal layer looks ahead
+(right padding, or a trimmed output start) and would need input that has not arrived yet, so
+switching it to streaming raises `ConfigError`; we chose this over delay compensation because
+a residual network would need matching delays on every skip path, which is easy to get subtly
+wrong, while a model trained causal streams exactly with no extra machinery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helius.errors import ConfigError
+
+
+class Streamable:
+    """Mixin for layers that keep state between calls when streaming (per instance)."""
+
+    streaming_enabled: bool = False
+    # Future input samples one output needs; streaming is exact only when this is 0.
+    lookahead_samples: int = 0
+    _stream_cache: torch.Tensor | None = None
+
+    def set_streaming(self, enabled: bool) -> None:
+        if enabled and self.lookahead_samples > 0:
+            raise ConfigError(
+                f"{type(self).__name__} looks {self.lookahead_samples} samples ahead "
+                "(non-causal padding) and cannot stream exactly; build it with causal=True"
+            )
+        self.streaming_enabled = enabled
+        self.reset_streaming_state()
+
+    def reset_streaming_state(self) -> None:
+        """Forget the cached context: the next chunk is treated as the start of a signal."""
+        self._stream_cache = None
+
+
+class InputCache(Streamable):
+    """Padding offline, left context carried over between chunks when streaming.
+
+    A subclass calls `_setup_input_cache` once and passes its input through `_window_input`,
+    then runs a padding-free convolution on the result.
+    """
+
+    window_samples: int = 1
+    stride_samples: int = 1
+    left_pad: int = 0
+    right_pad: int = 0
+
+    def _setup_input_cache(
+        self, window_samples: int, stride_samples: int, causal: bool, name: str
+    ) -> None:
+        total_pad = window_samples - stride_samples
+        if total_pad < 0:
+            raise ValueError(
+                f"{name}: kernel span {window_samples} shorter than stride {stride_samples}"
+            )
+        self.window_samples = window_samples
+        self.stride_samples = stride_samples
+        # Non-causal: the extra sample of an odd padding goes left, to look ahead less.
+        self.left_pad = total_pad if causal else total_pad - total_pad // 2
+        self.right_pad = total_pad - self.left_pad
+        self.lookahead_samples = self.right_pad
+
+    def _window_input(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The input a padding-free conv needs now, or None when no frame is complete yet."""
+        if not self.streaming_enabled:
+            return F.pad(x, (self.left_pad, self.right_pad))
+        cache = self._stream_cache
+        if cache is None:
+            cache = x.new_zeros(x.shape[0], x.shape[1], self.left_pad)
+        _check_same_stream(cache, x)
+        buffer = torch.cat([cache, x], dim=-1)
+        available = buffer.shape[-1]
+        if available < self.window_samples:
+            self._stream_cache = buffer.detach()
+            return None
+        frames = (available - self.window_samples) // self.stride_samples + 1
+        # Keep what the next frame starts from; detached so a long stream holds no graph.
+        self._stream_cache = buffer[..., frames * self.stride_samples :].detach()
+        return buffer[..., : (frames - 1) * self.stride_samples + self.window_samples]
+
+
+class OutputOverlap(Streamable):
+    """Trimming offline, overlap-add of the output tail between chunks when streaming."""
+
+    kernel_samples: int = 1
+    stride_samples: int = 1
+    left_trim: int = 0
+
+    def _setup_output_overlap(
+        self, kernel_samples: int, stride_samples: int, causal: bool, name: str
+    ) -> None:
+        overlap = kernel_samples - stride_samples
+        if overlap < 0:
+            raise ValueError(
+                f"{name}: kernel {kernel_samples} shorter than stride {stride_samples}"
+            )
+        self.kernel_samples = kernel_samples
+        self.stride_samples = stride_samples
+        self.left_trim = 0 if causal else overlap // 2
+        self.lookahead_samples = self.left_trim
+
+    def _overlap_output(self, full: torch.Tensor, frames: int) -> torch.Tensor:
+        """Cut T * stride samples from the full transposed-conv output `full` (bias-free)."""
+        length = frames * self.stride_samples
+        if not self.streaming_enabled:
+            return full[..., self.left_trim : self.left_trim + length]
+        cache = self._stream_cache
+        if cache is not None:
+            _check_same_stream(cache, full)
+            overlap = cache.shape[-1]
+            full = torch.cat([full[..., :overlap] + cache, full[..., overlap:]], dim=-1)
+        self._stream_cache = full[..., length:].detach()
+        return full[..., :length]
+
+
+class CachedConv1d(nn.Conv1d, InputCache):
+    """A Conv1d mapping T samples to T / stride frames; streams exactly when causal.
+
+    Causal: frame j sees input up to sample j * stride + stride - 1 (the end of its block).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        dilation: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        causal: bool = False,
+    ) -> None:
+        super().__init__(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride=stride,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+        )
+        self.causal = causal
+        window = dilation * (kernel_size - 1) + 1
+        self._setup_input_cache(window, stride, causal, type(self).__name__)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        windowed = self._window_input(x)
+        if windowed is None:
+            return x.new_zeros(x.shape[0], self.out_channels, 0)
+        return F.conv1d(
+            windowed, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+        )
+
+
+class CachedConvTranspose1d(nn.ConvTranspose1d, OutputOverlap):
+    """A ConvTranspose1d mapping T frames to T * stride samples; streams exactly when causal.
+
+    Causal: output sample n depends only on frames j with j * stride <= n.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        stride: int = 1,
+        groups: int = 1,
+        bias: bool = True,
+        causal: bool = False,
+    ) -> None:
+        super().__init__(
+            in_channels, out_channels, kernel_size, stride=stride, groups=groups, bias=bias
+        )
+        self.causal = causal
+        self._setup_output_overlap(kernel_size, stride, causal, type(self).__name__)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        frames = x.shape[-1]
+        if frames == 0:
+            return x.new_zeros(x.shape[0], self.out_channels, 0)
+        # Bias is added after the overlap-add, otherwise overlapping samples would get it twice.
+        full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
+        out = self._overlap_output(full, frames)
+        if self.bias is not None:
+            out = out + self.bias[:, None]
+        return out
+
+
+def _check_same_stream(cache: torch.Tensor, x: torch.Tensor) -> None:
+    if cache.shape[:2] != x.shape[:2]:
+        raise ValueError(
+            f"streaming state was built for (batch, channels) {tuple(cache.shape[:2])} but got "
+            f"{tuple(x.shape[:2])}; call reset_streaming_state() before a new stream"
+        )
+
+
+def streamable_layers(module: nn.Module) -> Iterator[Streamable]:
+    """Every streaming-capable layer inside `module` (including itself)."""
+    for child in module.modules():
+        if isinstance(child, Streamable):
+            yield child
+
+
+def set_streaming(module: nn.Module, enabled: bool = True) -> None:
+    """Switch streaming on or off for every cached layer of this instance; resets their state.
+
+    Raises ConfigError (and changes nothing) if a layer looks ahead and so cannot stream.
+    """
+    layers = list(streamable_layers(module))
+    if enabled:
+        for layer in layers:
+            if layer.lookahead_samples > 0:
+                layer.set_streaming(True)  # raises with the layer's name
+    for layer in layers:
+        layer.set_streaming(enabled)
+
+
+def reset_streaming_state(module: nn.Module) -> None:
+    """Forget every cached context inside `module`, e.g. before streaming a new signal."""
+    for layer in streamable_layers(module):
+        layer.reset_streaming_state()
+
+
+def is_streaming(module: nn.Module) -> bool:
+    """True when any cached layer inside `module` is streaming."""
+    return any(layer.streaming_enabled for layer in streamable_layers(module))
