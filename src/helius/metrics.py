@@ -13,7 +13,17 @@ import torch
 
 from helius.audio.features import mel_filterbank
 
-__all__ = ["loudness_difference_db", "mel_distance", "mrstft_distance", "rms_db", "si_sdr"]
+__all__ = [
+    "as_signal_pair",
+    "fitting_fft_sizes",
+    "loudness_difference_db",
+    "mel_distance",
+    "mrstft_distance",
+    "rms_db",
+    "si_sdr",
+    "spectral_distance",
+    "stft",
+]
 
 
 def _as_signals(x: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
@@ -25,7 +35,8 @@ def _as_signals(x: torch.Tensor, name: str, dtype: torch.dtype) -> torch.Tensor:
     return x.to(dtype).reshape(-1, x.shape[-1])
 
 
-def _as_signal_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def as_signal_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Same-shape pred and target as (N, T) float32 (float64 if both are) mono signals."""
     if pred.shape != target.shape:
         raise ValueError(
             f"pred and target shapes differ: {tuple(pred.shape)} vs {tuple(target.shape)}"
@@ -36,7 +47,7 @@ def _as_signal_pair(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Ten
     return _as_signals(pred, "pred", dtype), _as_signals(target, "target", dtype)
 
 
-def _fitting_fft_sizes(fft_sizes: Sequence[int], n_samples: int, hop_ratio: float) -> list[int]:
+def fitting_fft_sizes(fft_sizes: Sequence[int], n_samples: int, hop_ratio: float) -> list[int]:
     """The FFT sizes no longer than the signal; a longer window would only see padding."""
     if not 0.0 < hop_ratio <= 1.0:
         raise ValueError(f"hop_ratio must be in (0, 1], got {hop_ratio}")
@@ -49,12 +60,30 @@ def _fitting_fft_sizes(fft_sizes: Sequence[int], n_samples: int, hop_ratio: floa
     return sizes
 
 
-def _stft_magnitude(x: torch.Tensor, n_fft: int, hop_ratio: float) -> torch.Tensor:
-    """|STFT| of (N, T) signals with a Hann window, shape (N, n_fft // 2 + 1, frames)."""
+def stft(x: torch.Tensor, n_fft: int, hop_ratio: float) -> torch.Tensor:
+    """Complex STFT of (N, T) signals, Hann window, hop n_fft * hop_ratio, centred frames.
+
+    Shape (N, n_fft // 2 + 1, frames); the one STFT behind every metric and loss here.
+    """
     window = torch.hann_window(n_fft, dtype=x.dtype, device=x.device)
     hop = max(1, int(n_fft * hop_ratio))
-    spec = torch.stft(x, n_fft, hop_length=hop, window=window, center=True, return_complex=True)
-    return spec.abs()
+    return torch.stft(x, n_fft, hop_length=hop, window=window, center=True, return_complex=True)
+
+
+def _stft_magnitude(x: torch.Tensor, n_fft: int, hop_ratio: float) -> torch.Tensor:
+    """|STFT| of (N, T) signals, shape (N, n_fft // 2 + 1, frames)."""
+    return stft(x, n_fft, hop_ratio).abs()
+
+
+def spectral_distance(
+    pred_mag: torch.Tensor, target_mag: torch.Tensor, eps: float = 1e-7
+) -> torch.Tensor:
+    """Log-magnitude L1 + spectral convergence of one resolution's (N, F, frames) magnitudes."""
+    log_l1 = (torch.log(pred_mag + eps) - torch.log(target_mag + eps)).abs().mean()
+    diff_norm = torch.linalg.vector_norm(target_mag - pred_mag, dim=(1, 2))
+    # eps in the denominator keeps a silent target finite instead of dividing by zero.
+    target_norm = torch.linalg.vector_norm(target_mag, dim=(1, 2)) + eps
+    return log_l1 + (diff_norm / target_norm).mean()
 
 
 @functools.lru_cache(maxsize=32)
@@ -82,17 +111,13 @@ def mrstft_distance(
 
     FFT sizes longer than the signal are skipped; ValueError if none fit.
     """
-    pred, target = _as_signal_pair(pred, target)
-    sizes = _fitting_fft_sizes(fft_sizes, pred.shape[-1], hop_ratio)
+    pred, target = as_signal_pair(pred, target)
+    sizes = fitting_fft_sizes(fft_sizes, pred.shape[-1], hop_ratio)
     total = pred.new_zeros(())
     for n_fft in sizes:
         pred_mag = _stft_magnitude(pred, n_fft, hop_ratio)
         target_mag = _stft_magnitude(target, n_fft, hop_ratio)
-        log_l1 = (torch.log(pred_mag + eps) - torch.log(target_mag + eps)).abs().mean()
-        diff_norm = torch.linalg.vector_norm(target_mag - pred_mag, dim=(1, 2))
-        # eps in the denominator keeps a silent target finite instead of dividing by zero.
-        target_norm = torch.linalg.vector_norm(target_mag, dim=(1, 2)) + eps
-        total = total + log_l1 + (diff_norm / target_norm).mean()
+        total = total + spectral_distance(pred_mag, target_mag, eps)
     return total / len(sizes)
 
 
@@ -112,8 +137,8 @@ def mel_distance(
     Uses the Slaney-scale, unit-area filters of `helius.audio.features.mel_filterbank`
     (f_min/f_max in Hz). FFT sizes longer than the signal are skipped; ValueError if none fit.
     """
-    pred, target = _as_signal_pair(pred, target)
-    sizes = _fitting_fft_sizes(fft_sizes, pred.shape[-1], hop_ratio)
+    pred, target = as_signal_pair(pred, target)
+    sizes = fitting_fft_sizes(fft_sizes, pred.shape[-1], hop_ratio)
     total = pred.new_zeros(())
     for n_fft in sizes:
         basis = _mel_basis(sample_rate, n_fft, n_mels, f_min, f_max, pred.device, pred.dtype)
@@ -125,7 +150,7 @@ def mel_distance(
 
 def si_sdr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     """Scale-invariant signal-to-distortion ratio in dB, mean over signals; higher is better."""
-    pred, target = _as_signal_pair(pred, target)
+    pred, target = as_signal_pair(pred, target)
     pred = pred - pred.mean(dim=-1, keepdim=True)
     target = target - target.mean(dim=-1, keepdim=True)
     scale = (pred * target).sum(dim=-1, keepdim=True) / (
@@ -146,5 +171,29 @@ def loudness_difference_db(
     pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-10
 ) -> torch.Tensor:
     """RMS level of pred minus target in dB, mean over signals; signed, > 0 means pred is louder."""
-    pred, target = _as_signal_pair(pred, target)
+    pred, target = as_signal_pair(pred, target)
     return (rms_db(pred, eps) - rms_db(target, eps)).mean()
+
+
+def latent_health(
+    mu: torch.Tensor, kl_per_dim: torch.Tensor, active_threshold: float = 0.01
+) -> dict[str, float]:
+    """How much of the latent space is used: active dimensions and PCA fidelity.
+
+    `mu` is (N, D): posterior means of N examples (or latent frames); `kl_per_dim` is the mean
+    KL (nats) of each dimension. A dimension is active when its KL exceeds `active_threshold`.
+    `pca_dims_P` is how many principal components explain P % of the variance of `mu`.
+    """
+    mu = mu.detach().double().reshape(-1, mu.shape[-1])
+    health = {"active_dims": float((kl_per_dim.detach() > active_threshold).sum())}
+    variances = (
+        torch.linalg.eigvalsh(torch.cov(mu.T)).flip(0).clamp(min=0)
+        if len(mu) > 1
+        else (torch.zeros(mu.shape[-1], dtype=torch.float64))
+    )
+    total = float(variances.sum())
+    explained = torch.cumsum(variances, 0) / total if total > 0 else torch.ones_like(variances)
+    for percent in (80, 90, 95, 99):
+        dims = int(torch.searchsorted(explained, torch.tensor(percent / 100 - 1e-9).double()))
+        health[f"pca_dims_{percent}"] = float(min(dims + 1, mu.shape[-1]))
+    return health
