@@ -37,23 +37,103 @@ class DataConfig(Section):
     val_fraction: float = Field(0.02, ge=0, lt=1, description="share of source files for val")
 
 
+class WaveModelConfig(Section):
+    """The streaming waveform VAE (sequence latent); compression = bands x prod(ratios)."""
+
+    bands: Literal[1, 2, 4, 8, 16] = Field(16, description="PQMF sub-bands (1 = no PQMF)")
+    ratios: list[int] = Field([4, 4, 4, 2], min_length=1, description="encoder strides")
+    capacity: int = Field(64, ge=4, description="channels of the first encoder stage")
+    dilations: list[int] = Field([1, 3, 9], min_length=1, description="per residual stage")
+    activation: Literal["snake", "leaky_relu", "elu"] = "snake"
+    noise_branch: bool = Field(True, description="add filtered noise in the decoder")
+    amplitude_modulation: bool = Field(True, description="decoder output gated by an envelope")
+    causal: bool = Field(False, description="all padding on the left (needed for live use)")
+    headroom: float = Field(0.9, gt=0, le=1, description="output = headroom * tanh(.)")
+    logvar_min: float = Field(-10.0, description="floor of the encoder's log-variance")
+
+
+class ClipModelConfig(Section):
+    """The one-latent-per-clip VAE with a U-Net decoder fed by a skip generator."""
+
+    clip_seconds: float = Field(1.0, gt=0, description="fixed clip length")
+    channels: list[int] = Field([32, 64, 128, 256, 256], min_length=1, description="per stage")
+    strides: list[int] = Field([4, 4, 4, 4, 4], min_length=1, description="per stage")
+    hidden: int = Field(512, ge=8, description="width of the mu/logvar MLP heads")
+    logvar_min: float = Field(-10.0, description="floor of the encoder's log-variance")
+    headroom: float = Field(0.9, gt=0, le=1, description="output = headroom * tanh(.)")
+    skip_loss_weight: float = Field(1.0, ge=0, description="skip consistency loss weight")
+    generated_skip_prob_start: float = Field(0.0, ge=0, le=1)
+    generated_skip_prob_end: float = Field(1.0, ge=0, le=1)
+    generated_skip_steps: int = Field(10000, ge=1, description="steps of the linear ramp")
+
+
 class ModelConfig(Section):
-    """Which model to build and its size; the VAE issue fills in the architecture."""
+    """Which model to build and its size."""
 
     kind: Literal["wave_vae", "clip_vae"] = "wave_vae"
     latent_dim: int = Field(16, ge=1, le=128)
+    sample_posterior: bool = Field(
+        True, description="train on z ~ q(z|x); false trains on the mean (deterministic)"
+    )
+    wave: WaveModelConfig = Field(default_factory=WaveModelConfig)
+    clip: ClipModelConfig = Field(default_factory=ClipModelConfig)
+
+
+class LossConfig(Section):
+    """Reconstruction loss; FFT sizes default to 2048..128 (wave) or 4096..128 (clip)."""
+
+    fft_sizes: list[int] | None = Field(None, description="None: the model kind's default")
+    hop_ratio: float = Field(0.25, gt=0, le=1)
+    phase_weight: float = Field(0.0, ge=0, description="L1 on STFT real/imag parts")
+    pre_emphasis: float | None = Field(None, ge=0, lt=1, description="e.g. 0.97; None: off")
+    waveform_l1_weight: float = Field(0.0, ge=0)
+
+
+class BetaConfig(Section):
+    """KL weight schedule and per-dimension free bits."""
+
+    schedule: Literal["constant", "linear", "cyclical", "log"] = "linear"
+    beta: float = Field(0.1, ge=0, description="final (or constant) KL weight")
+    beta_start: float = Field(1e-4, ge=0, description="start of the log-scale warm-up")
+    warmup_steps: int = Field(5000, ge=1)
+    cycle_steps: int = Field(10000, ge=1, description="length of one cyclical cycle")
+    free_bits: float = Field(0.25, ge=0, description="nats per dimension not penalised")
 
 
 class TrainConfig(Section):
     """Optimisation and bookkeeping shared by every trained model."""
 
     epochs: int = Field(10, ge=1)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
     batch_size: int = Field(8, ge=1)
+    crop_seconds: float | None = Field(
+        None, gt=0, description="random crop of each segment (wave VAE); None: whole segment"
+    )
     learning_rate: float = Field(1e-4, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    betas: tuple[float, float] = (0.9, 0.999)
+    grad_accum_steps: int = Field(1, ge=1)
+    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; None: off")
+    lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
+    warmup_steps: int = Field(0, ge=0, description="linear LR warm-up (cosine schedule)")
+    plateau_patience: int = Field(10, ge=1, description="validations without improvement")
+    plateau_factor: float = Field(0.5, gt=0, lt=1)
+    ema_decay: float | None = Field(None, gt=0, lt=1, description="e.g. 0.999; None: off")
+    val_every_steps: int = Field(500, ge=1)
+    early_stopping_patience: int | None = Field(None, ge=1, description="validations")
+    keep_last: int = Field(3, ge=1, description="epoch checkpoints kept")
+    max_nonfinite_steps: int = Field(5, ge=1, description="then reload and halve the LR")
+    active_dim_threshold: float = Field(0.01, ge=0, description="KL (nats) of an active dim")
     seed: int = 0
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
+    amp: bool = Field(True, description="bf16 autocast on CUDA")
+    compile: bool = Field(False, description="torch.compile the model")
+    num_workers: int = Field(0, ge=0, description="data loader processes")
     checkpoint_dir: str = "checkpoints"
     log_dir: str = "runs"
+    log_audio_every_steps: int = Field(2000, ge=1)
+    loss: LossConfig = Field(default_factory=LossConfig)
+    kl: BetaConfig = Field(default_factory=BetaConfig)
 
 
 class PriorConfig(Section):

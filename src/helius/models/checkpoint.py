@@ -1,0 +1,96 @@
+"""Checkpoints: atomic saves, safe loads (weights_only), and rebuilding a model from one file.
+
+A checkpoint is a plain dict of tensors and builtins, so `torch.load(weights_only=True)` reads
+it without unpickling arbitrary objects:
+  format, kind ("vae" or "prior"), config (the full resolved config as plain data),
+  model (state dict), ema (state dict or None), optimizer, scheduler, step, epoch,
+  batches_in_epoch, rng, metrics, latent_health, helius_version.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from helius import __version__
+from helius.config import HeliusConfig, validate_config
+from helius.errors import HeliusError
+from helius.files import atomic_output
+
+FORMAT = "helius-checkpoint-1"
+
+
+class CheckpointError(HeliusError):
+    """A checkpoint is missing, unreadable, or not the kind of model asked for."""
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> Path:
+    """Write a checkpoint atomically (a crash never leaves a half-written file)."""
+    payload = {"format": FORMAT, "helius_version": __version__, **payload}
+    with atomic_output(path) as tmp_path:
+        torch.save(payload, tmp_path)
+    return Path(path)
+
+
+def load_checkpoint(
+    path: str | os.PathLike, kind: str | None = None, map_location: str | torch.device = "cpu"
+) -> dict[str, Any]:
+    """Read a checkpoint safely; `kind` ("vae", "prior") checks what it holds."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, zipfile.BadZipFile, EOFError) as error:
+        raise CheckpointError(
+            f"{path} is not a readable Helius checkpoint ({str(error).splitlines()[0][:200]})"
+        ) from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a Helius checkpoint (no '{FORMAT}' marker)")
+    if kind is not None and payload.get("kind") != kind:
+        raise CheckpointError(
+            f"{path} holds a {payload.get('kind')} model, but a {kind} checkpoint is needed here"
+        )
+    return payload
+
+
+def checkpoint_config(payload: dict[str, Any], path: str | os.PathLike = "") -> HeliusConfig:
+    """The resolved config stored in a checkpoint."""
+    return validate_config(payload["config"], f"config stored in {path}")
+
+
+def load_vae(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", use_ema: bool = True
+) -> tuple[nn.Module, HeliusConfig]:
+    """Rebuild a trained VAE (eval mode) from its checkpoint alone."""
+    from helius.models import build_model
+
+    payload = load_checkpoint(path, kind="vae", map_location=map_location)
+    config = checkpoint_config(payload, path)
+    model = build_model(config.model, config.data.sample_rate, 1 if config.data.mono else 2)
+    state = payload["ema"] if use_ema and payload.get("ema") else payload["model"]
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: weights do not fit the {config.model.kind} architecture in its config "
+            f"({str(error).splitlines()[0][:200]}); was it written by another Helius version?"
+        ) from None
+    return model.to(map_location).eval(), config
+
+
+def rotate(folder: Path, pattern: str, keep: int) -> None:
+    """Delete all but the `keep` newest files matching `pattern` (by the number in the name)."""
+
+    def number(path: Path) -> int:
+        digits = "".join(ch for ch in path.stem if ch.isdigit())
+        return int(digits) if digits else -1
+
+    for old in sorted(folder.glob(pattern), key=number)[:-keep]:
+        old.unlink(missing_ok=True)

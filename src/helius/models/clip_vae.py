@@ -1,0 +1,259 @@
+"""ClipVAE: one latent vector per fixed-length clip; a conv U-Net VAE whose skips come from z.
+
+Shape of the model (n = len(strides) stages, level k = the signal downsampled by the first k
+strides):
+
+    encoder  x (B, C, clip) -> right-pad to a multiple of prod(strides) -> input conv
+             -> per stage: ResBlocks, strided conv          skips = levels 1 .. n-1
+             -> bottleneck (channels[-1], base_length) -> 1x1 conv to 16 channels -> flatten
+             -> separate mu and logvar MLPs (logvar softly floored at logvar_min)
+    decoder  z -> MLP -> (16, base_length) -> 1x1 conv -> per stage, deepest first: upsample,
+             concatenate the level's skip and mix with a 1x1 conv, ResBlocks
+             -> output conv -> headroom * tanh -> crop back to clip samples
+
+The skips fed to the decoder are either the encoder's (training only, with a probability that
+falls over training) or the SkipGenerator's prediction from z. Outside training the model
+always decodes from z alone ("no cheat"): validation measures exactly what decoding a latent
+that came from no audio gives.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helius.config import ModelConfig
+from helius.errors import ConfigError
+from helius.losses import skip_consistency_loss
+from helius.models.base import VAEOutput, reparameterize
+from helius.models.skip_generator import (
+    LatentToSequence,
+    SkipGenerator,
+    act,
+    activation,
+    downsample,
+    res_stack,
+    upsample,
+)
+
+__all__ = ["ClipVAE"]
+
+# Channels the bottleneck is squeezed to before flattening: with 44 bottleneck steps (1 s at
+# 44.1 kHz, 1024x downsampling) the heads see 704 features, which keeps their Linears small
+# while preserving *when* things happen in the clip (pooling over time would lose it).
+_NARROW_CHANNELS = 16
+_RES_DILATIONS = (1, 3)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, in_channels: int, channels: list[int], strides: list[int]) -> None:
+        super().__init__()
+        widths = [channels[0], *channels]  # widths[k]: channels at level k
+        self.input_conv = nn.Conv1d(in_channels, widths[0], 7, padding=3)
+        self.res = nn.ModuleList(res_stack(widths[k], _RES_DILATIONS) for k in range(len(strides)))
+        self.down = nn.ModuleList(
+            downsample(widths[k], widths[k + 1], stride) for k, stride in enumerate(strides)
+        )
+        self.bottleneck = res_stack(widths[-1], _RES_DILATIONS)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(bottleneck features, skips at levels 1 .. n-1, shallowest first)."""
+        h = self.input_conv(x)
+        skips = []
+        for level, (res, down) in enumerate(zip(self.res, self.down, strict=True)):
+            h = res(h)
+            # Level 0 (full rate) has no skip: generating it from z would cost a second decoder.
+            if level > 0:
+                skips.append(h)
+            h = down(h)
+        return self.bottleneck(h), skips
+
+
+class _Decoder(nn.Module):
+    def __init__(
+        self,
+        latent_dim: int,
+        hidden: int,
+        out_channels: int,
+        channels: list[int],
+        strides: list[int],
+        bottleneck_length: int,
+    ) -> None:
+        super().__init__()
+        widths = [channels[0], *channels]
+        self.expand = LatentToSequence(
+            latent_dim, hidden, _NARROW_CHANNELS, widths[-1], bottleneck_length
+        )
+        self.bottleneck = res_stack(widths[-1], _RES_DILATIONS)
+        self.up = nn.ModuleList()
+        self.fuse = nn.ModuleList()
+        self.res = nn.ModuleList()
+        for level in reversed(range(len(strides))):  # deepest stage first
+            self.up.append(upsample(widths[level + 1], widths[level], strides[level]))
+            # Concatenate-then-1x1 lets the decoder learn how much to trust each skip.
+            fuse = nn.Conv1d(2 * widths[level], widths[level], 1) if level > 0 else nn.Identity()
+            self.fuse.append(fuse)
+            self.res.append(res_stack(widths[level], _RES_DILATIONS))
+        self.output_conv = nn.Conv1d(widths[0], out_channels, 7, padding=3)
+
+    def forward(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        """Pre-activation output (B, out_channels, padded length); skips shallowest first."""
+        h = self.bottleneck(self.expand(z))
+        deepest_first = [*skips[::-1], None]  # the last (full-rate) stage has no skip
+        for up, fuse, res, skip in zip(self.up, self.fuse, self.res, deepest_first, strict=True):
+            h = up(h)
+            if skip is not None:
+                h = fuse(torch.cat([h, skip], dim=1))
+            h = res(h)
+        return self.output_conv(act(h))
+
+
+class ClipVAE(nn.Module):
+    """One latent of `latent_dim` per clip of `clip_seconds`; see the module docstring.
+
+    forward(x (B, C, clip_samples), step) -> VAEOutput with mu, logvar, z of shape (B, D) and
+    aux_losses["skip"] = skip_loss_weight x skip consistency (generated vs real skips).
+    """
+
+    def __init__(self, config: ModelConfig, sample_rate: int, channels: int = 1) -> None:
+        super().__init__()
+        clip = config.clip
+        if len(clip.channels) != len(clip.strides):
+            raise ConfigError(
+                f"model.clip.channels ({len(clip.channels)} stages) and model.clip.strides "
+                f"({len(clip.strides)} stages) must have the same length"
+            )
+        if min(clip.strides) < 1 or min(clip.channels) < 1:
+            raise ConfigError("model.clip.strides and model.clip.channels must all be >= 1")
+        self.config = config
+        self._sample_rate = sample_rate
+        self._channels = channels
+        self._clip_samples = round(clip.clip_seconds * sample_rate)
+        total_stride = math.prod(clip.strides)
+        # Right-pad to a multiple of the total stride (44100 -> 45056 at the defaults) so every
+        # strided conv divides evenly; the decoder's extra tail is cropped off. Zeros, because
+        # a clip is followed by silence; the crop means no loss ever sees the padded part.
+        self._padded_samples = math.ceil(self._clip_samples / total_stride) * total_stride
+        bottleneck_length = self._padded_samples // total_stride
+
+        self.encoder = _Encoder(channels, clip.channels, clip.strides)
+        self.narrow = nn.Conv1d(clip.channels[-1], _NARROW_CHANNELS, 1)
+        flat_features = _NARROW_CHANNELS * bottleneck_length
+        # Separate networks for position and spread of the posterior (LatentAudio reports that
+        # a shared head couples them and destabilises training).
+        self.mu_head = _mlp(flat_features, clip.hidden, config.latent_dim)
+        self.logvar_head = _mlp(flat_features, clip.hidden, config.latent_dim)
+        self.decoder = _Decoder(
+            config.latent_dim, clip.hidden, channels, clip.channels, clip.strides, bottleneck_length
+        )
+        skip_channels = [clip.channels[0], *clip.channels][1:-1]  # widths at levels 1 .. n-1
+        self.skip_generator = SkipGenerator(
+            config.latent_dim,
+            clip.hidden,
+            _NARROW_CHANNELS,
+            skip_channels=skip_channels,
+            strides=clip.strides[1:],
+            bottleneck_length=bottleneck_length,
+        )
+
+    @property
+    def sample_rate(self) -> int:
+        return self._sample_rate
+
+    @property
+    def channels(self) -> int:
+        return self._channels
+
+    @property
+    def latent_dim(self) -> int:
+        return self.config.latent_dim
+
+    @property
+    def clip_samples(self) -> int:
+        return self._clip_samples
+
+    @property
+    def hop_samples(self) -> int:
+        """Samples per latent vector: the whole clip."""
+        return self._clip_samples
+
+    def generated_skip_probability(self, step: int | None) -> float:
+        """Chance that a training batch is decoded from generated skips at optimizer step.
+
+        Linear from generated_skip_prob_start (step 0) to generated_skip_prob_end (at
+        generated_skip_steps, and after); step None -> the end value.
+        """
+        clip = self.config.clip
+        if step is None:
+            return clip.generated_skip_prob_end
+        progress = min(max(step, 0) / clip.generated_skip_steps, 1.0)
+        start, end = clip.generated_skip_prob_start, clip.generated_skip_prob_end
+        return start + (end - start) * progress
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(mu, logvar), each (B, latent_dim), of clips x (B, C, clip_samples)."""
+        mu, logvar, _ = self._encode(x)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Audio (B, C, clip_samples) from latents z (B, latent_dim), skips generated from z."""
+        return self._decode(z, self.skip_generator(z))
+
+    def forward(self, x: torch.Tensor, step: int | None = None) -> VAEOutput:
+        """Encode, sample (training) or take mu (otherwise), decode.
+
+        Training: the decoder gets generated skips with probability
+        `generated_skip_probability(step)` (one torch draw per batch), else the encoder's.
+        Eval: always generated skips and z = mu, so the output equals decode(encode(x)[0]).
+        """
+        mu, logvar, real_skips = self._encode(x)
+        z = reparameterize(mu, logvar, sample=self.training)
+        generated_skips = self.skip_generator(z)
+        skips = generated_skips
+        if self.training:
+            use_generated = torch.rand(()).item() < self.generated_skip_probability(step)
+            skips = generated_skips if use_generated else real_skips
+        audio = self._decode(z, skips)
+        if real_skips:
+            skip_loss = skip_consistency_loss(generated_skips, real_skips)
+        else:  # a one-stage model has no skips
+            skip_loss = mu.new_zeros(())
+        return VAEOutput(
+            audio=audio,
+            mu=mu,
+            logvar=logvar,
+            z=z,
+            aux_losses={"skip": self.config.clip.skip_loss_weight * skip_loss},
+        )
+
+    def _encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        self._check_input(x)
+        padded = F.pad(x, (0, self._padded_samples - self._clip_samples))
+        features, skips = self.encoder(padded)
+        flat = act(self.narrow(act(features))).flatten(1)
+        mu = self.mu_head(flat)
+        # A soft floor: logvar_min + softplus keeps a gradient everywhere, unlike a clamp.
+        logvar_min = self.config.clip.logvar_min
+        logvar = logvar_min + F.softplus(self.logvar_head(flat) - logvar_min)
+        return mu, logvar, skips
+
+    def _decode(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+        raw = self.decoder(z, skips)[..., : self._clip_samples]
+        return self.config.clip.headroom * torch.tanh(raw)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        expected = (self._channels, self._clip_samples)
+        if x.ndim != 3 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"ClipVAE expects (batch, {expected[0]}, {expected[1]}) clips "
+                f"(model.clip.clip_seconds x sample rate), got {tuple(x.shape)}"
+            )
+
+
+def _mlp(in_features: int, hidden: int, out_features: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Linear(in_features, hidden), activation(), nn.Linear(hidden, out_features)
+    )
