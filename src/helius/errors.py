@@ -19,3 +19,7 @@ class MissingToolError(HeliusError):
 
 class DataError(HeliusError):
     """A data folder or prepared data set cannot be used."""
+
+
+class TrainingError(HeliusError):
+    """Training cannot go on (e.g. the loss keeps diverging after every recovery)."""

@@ -22,7 +22,11 @@ def enabled() -> bool:
 
 
 def bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
-    """A tqdm bar on stderr that is silent unless the CLI switched bars on."""
+    """A tqdm bar on stderr that is silent unless the CLI switched bars on.
+
+    `disable=True` silences it further (e.g. on DDP ranks other than 0).
+    """
     kwargs.setdefault("file", sys.stderr)
     kwargs.setdefault("dynamic_ncols", True)
-    return tqdm(iterable, disable=not _enabled, **kwargs)
+    kwargs["disable"] = kwargs.get("disable", False) or not _enabled
+    return tqdm(iterable, **kwargs)

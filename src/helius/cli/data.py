@@ -1,79 +1,20 @@
-"""The `helius` command: parses arguments and calls the library, one function per subcommand."""
+"""CLI for configuration and data: config show, prep, validate-data, demo-data, demo."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
-from helius import __version__, progress
-from helius.config import DEFAULT_CONFIG_PATH, HeliusConfig, config_to_yaml, load_config
-from helius.errors import HeliusError
+from helius import progress
+from helius.cli.common import add_config_options, command, config_from
+from helius.config import HeliusConfig, config_to_yaml
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "run"):
-        parser.print_help()
-        return 2
-    progress.set_enabled(not getattr(args, "quiet", False))
-    try:
-        return args.run(args) or 0
-    except HeliusError as error:
-        print(f"helius: error: {error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("helius: interrupted", file=sys.stderr)
-        return 130
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="helius",
-        description="Learn neural audio models from your own sounds; generate, transform, explore.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    parser.add_argument("--version", action="version", version=f"helius {__version__}")
-    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+def add_commands(commands) -> None:
     _add_config_commands(commands)
     _add_data_commands(commands)
-    return parser
-
-
-def _command(commands, name: str, run: Callable, help_text: str) -> argparse.ArgumentParser:
-    sub = commands.add_parser(
-        name,
-        help=help_text,
-        description=help_text,
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
-    sub.set_defaults(run=run)
-    return sub
-
-
-def _add_config_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--config",
-        type=Path,
-        default=None,
-        help=f"YAML config file (default: built-in defaults, as {DEFAULT_CONFIG_PATH})",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override one config value; repeatable",
-    )
-
-
-def _config(args: argparse.Namespace) -> HeliusConfig:
-    return load_config(args.config, args.overrides)
 
 
 # --- config ------------------------------------------------------------------------------------
@@ -82,12 +23,12 @@ def _config(args: argparse.Namespace) -> HeliusConfig:
 def _add_config_commands(commands) -> None:
     config = commands.add_parser("config", help="show the resolved configuration")
     actions = config.add_subparsers(title="actions", metavar="ACTION")
-    show = _command(actions, "show", _run_config_show, "print the config after file and --set")
-    _add_config_options(show)
+    show = command(actions, "show", _run_config_show, "print the config after file and --set")
+    add_config_options(show)
 
 
 def _run_config_show(args: argparse.Namespace) -> int:
-    print(config_to_yaml(_config(args)), end="")
+    print(config_to_yaml(config_from(args)), end="")
     return 0
 
 
@@ -95,7 +36,7 @@ def _run_config_show(args: argparse.Namespace) -> int:
 
 
 def _add_data_commands(commands) -> None:
-    prep = _command(
+    prep = command(
         commands,
         "prep",
         _run_prep,
@@ -149,9 +90,9 @@ def _add_data_commands(commands) -> None:
     )
     prep.add_argument("--overwrite", action="store_true", help="redo every file from scratch")
     prep.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_config_options(prep)
+    add_config_options(prep)
 
-    validate = _command(
+    validate = command(
         commands,
         "validate-data",
         _run_validate,
@@ -169,7 +110,7 @@ def _add_data_commands(commands) -> None:
     validate.add_argument("--json", action="store_true", help="print JSON instead of a table")
     validate.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    demo_data = _command(
+    demo_data = command(
         commands,
         "demo-data",
         _run_demo_data,
@@ -182,12 +123,12 @@ def _add_data_commands(commands) -> None:
     demo_data.add_argument("--sample_rate", "--sample-rate", type=int, default=44100, help="Hz")
     demo_data.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    demo = _command(
+    demo = command(
         commands, "demo", _run_demo, "generate the built-in dataset, prepare it and print a summary"
     )
     demo.add_argument("--out", type=Path, default=Path("demo_run"), help="output folder")
     demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    _add_config_options(demo)
+    add_config_options(demo)
 
 
 def _prep_settings(args: argparse.Namespace, config: HeliusConfig):
@@ -209,7 +150,7 @@ def _prep_settings(args: argparse.Namespace, config: HeliusConfig):
 def _run_prep(args: argparse.Namespace) -> int:
     from helius.data.prep import prepare
 
-    config = _config(args)
+    config = config_from(args)
     val_fraction = config.data.val_fraction if args.val_fraction is None else args.val_fraction
     result = prepare(
         args.input_dir,
@@ -258,7 +199,7 @@ def _run_demo(args: argparse.Namespace) -> int:
     from helius.audio.synth import write_demo_dataset
     from helius.data.prep import prepare
 
-    config = _config(args)
+    config = config_from(args)
     audio_dir, data_dir = args.out / "audio", args.out / "data"
     dataset = write_demo_dataset(
         audio_dir,
@@ -280,7 +221,3 @@ def _run_demo(args: argparse.Namespace) -> int:
     print(f"2/2 {result.summary()}")
     print(f"next: train on {data_dir / 'train_index.txt'} (helius train, coming with the VAE)")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

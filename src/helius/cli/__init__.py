@@ -1,0 +1,45 @@
+"""The `helius` command: parses arguments and calls the library, one function per subcommand.
+
+Subcommands live beside this file by area (data.py, models.py); each module's `add_commands`
+registers its parsers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from helius import __version__, progress
+from helius.cli import data, models
+from helius.errors import HeliusError
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    progress.set_enabled(not getattr(args, "quiet", False))
+    try:
+        return args.run(args) or 0
+    except HeliusError as error:
+        print(f"helius: error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("helius: interrupted", file=sys.stderr)
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="helius",
+        description="Learn neural audio models from your own sounds; generate, transform, explore.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"helius {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+    data.add_commands(commands)
+    models.add_commands(commands)
+    return parser

@@ -1,0 +1,123 @@
+"""CLI for models: train, recon, eval."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from pathlib import Path
+
+from helius.cli.common import add_config_options, command, config_from
+
+
+def add_commands(commands) -> None:
+    train = command(
+        commands,
+        "train",
+        _run_train,
+        "train the VAE of the config (wave_vae or clip_vae) on data.train_index",
+    )
+    add_config_options(train)
+    train.add_argument(
+        "--resume", action="store_true", help="continue exactly from checkpoint_dir/last.pt"
+    )
+    train.add_argument(
+        "--device", default=None, help="override train.device: auto, cpu, cuda, cuda:N, mps"
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    recon = command(
+        commands,
+        "recon",
+        _run_recon,
+        "reconstruct an audio file through a trained VAE (encode, decode)",
+    )
+    recon.add_argument(
+        "--vae_ckpt", "--vae-ckpt", type=Path, required=True, help="VAE checkpoint (.pt)"
+    )
+    recon.add_argument("--input", type=Path, required=True, help="audio file to reconstruct")
+    recon.add_argument("--output", type=Path, required=True, help="WAV/FLAC file to write")
+
+    evaluate = command(
+        commands,
+        "eval",
+        _run_eval,
+        "measure a trained VAE on an index: MR-STFT, mel, SI-SDR, active dims",
+    )
+    evaluate.add_argument(
+        "--vae_ckpt", "--vae-ckpt", type=Path, required=True, help="VAE checkpoint (.pt)"
+    )
+    evaluate.add_argument(
+        "--index", type=Path, required=True, help="segment index, e.g. data/val_index.txt"
+    )
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from helius.train.trainer import fit
+    from helius.train.vae_task import VAETask
+
+    overrides = list(args.overrides)
+    if args.device:
+        overrides.append(f"train.device={args.device}")
+    config = config_from(argparse.Namespace(config=args.config, overrides=overrides))
+    result = fit(config, VAETask(config), resume=args.resume)
+    speed = result.audio_seconds / max(result.elapsed_seconds, 1e-9)
+    print(
+        f"trained {config.model.kind} to step {result.step} (epoch {result.epoch}) in "
+        f"{result.elapsed_seconds:.1f} s, {speed:.1f} audio-s/s; checkpoints in "
+        f"{result.checkpoint_dir}"
+    )
+    validation = {k: v for k, v in result.last_validation.items() if isinstance(v, float)}
+    if validation:
+        print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(validation.items())))
+    if result.skipped_nonfinite:
+        print(
+            f"skipped {result.skipped_nonfinite} steps with non-finite loss or gradients; "
+            f"{result.recoveries} recoveries (reloaded last good state, halved the LR)"
+        )
+    if result.stopped_early:
+        print("stopped early: validation stopped improving (train.early_stopping_patience)")
+    if result.interrupted:
+        print(f"interrupted: saved {result.checkpoint_dir / 'last.pt'}; continue with --resume")
+    return 0
+
+
+def _run_recon(args: argparse.Namespace) -> int:
+    from helius.generate.recon import reconstruct_file
+
+    result = reconstruct_file(args.vae_ckpt, args.input, args.output)
+    print(
+        f"wrote {result.output} ({result.seconds:.2f} s): MR-STFT distance "
+        f"{result.mrstft:.3f}, SI-SDR {result.si_sdr:.1f} dB"
+    )
+    return 0
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader
+
+    from helius.models.checkpoint import load_vae
+    from helius.train.vae_task import VAETask
+
+    model, config = load_vae(args.vae_ckpt)
+    task = VAETask(config, hop_samples=int(model.hop_samples))
+    dataset = task.eval_dataset(args.index)
+    metrics = task.validate(model, iter(DataLoader(dataset, config.train.batch_size)))
+    metrics.pop("latent_health", None)
+    if args.json:
+        print(json.dumps(metrics, indent=2))
+    else:
+        for name in (
+            "mrstft",
+            "mel",
+            "si_sdr",
+            "loudness_diff_db",
+            "kl",
+            "active_dims",
+            "pca_dims_90",
+            "pca_dims_99",
+        ):
+            value = metrics[name]
+            print(f"{name:>18}: {value:.4f}" if not math.isnan(value) else f"{name:>18}: nan")
+    return 0

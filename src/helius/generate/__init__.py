@@ -1,0 +1,1 @@
+"""Making audio with trained models: reconstruction, dream, streaming transformation, export."""

@@ -1,0 +1,435 @@
+"""The training loop shared by every Helius model: load, build, loop, validate, log, save.
+
+A *task* (e.g. `helius.train.vae_task.VAETask`) says what is trained: it builds the model and
+data sets, computes the loss of a batch and validates. Everything else lives here: devices,
+bf16 autocast, DDP, gradient accumulation and clipping, schedules, EMA, checkpoints, resume,
+early stopping, non-finite recovery, signals, TensorBoard and the progress bar.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import signal
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from helius import progress
+from helius.config import HeliusConfig
+from helius.data.dataset import EpochSampler
+from helius.errors import DataError, TrainingError
+from helius.models.checkpoint import load_checkpoint, rotate, save_checkpoint
+from helius.train.logging import TrainLogger
+from helius.train.optim import EMA, build_optimizer, build_scheduler, scale_learning_rate
+from helius.train.runtime import Runtime, rng_state, seed_everything, set_rng_state, start_runtime
+
+VALIDATION_SEED = 1234  # validation draws its own randomness, never the training stream's
+MAX_RECOVERIES = 3  # reloads with a halved LR before a diverging run stops with an error
+
+
+class Task(Protocol):
+    name: str  # checkpoint prefix: <name>_epoch{N}.pt
+    kind: str  # checkpoint kind checked on load
+
+    def build_model(self) -> nn.Module: ...
+    def datasets(self) -> tuple[Dataset, Dataset | None]: ...
+    def loss(
+        self, model: nn.Module, batch: Any, step: int
+    ) -> tuple[torch.Tensor, dict[str, float]]: ...
+    def validate(self, model: nn.Module, batches: Iterator[Any]) -> dict[str, Any]: ...
+    def log_media(self, logger: TrainLogger, model: nn.Module, batch: Any, step: int) -> None: ...
+
+
+@dataclass
+class FitResult:
+    model: nn.Module
+    step: int = 0
+    epoch: int = 0
+    losses: list[float] = field(default_factory=list)  # per optimiser step, this run
+    best_score: float = math.inf
+    last_validation: dict[str, Any] = field(default_factory=dict)
+    skipped_nonfinite: int = 0
+    recoveries: int = 0
+    stopped_early: bool = False
+    interrupted: bool = False
+    audio_seconds: float = 0.0
+    elapsed_seconds: float = 0.0
+    checkpoint_dir: Path | None = None
+
+
+@dataclass
+class _State:
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    best_score: float = math.inf
+    bad_validations: int = 0
+
+
+def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
+    """Train `task` as `config.train` says; returns the trained model and what happened."""
+    train_config = config.train
+    runtime = start_runtime(train_config.device)
+    seed_everything(train_config.seed)  # same initial weights on every rank
+    model = task.build_model().to(runtime.device)
+    train_set, val_set = task.datasets()
+    checkpoint_dir = Path(train_config.checkpoint_dir)
+    # The sampler pads every rank to ceil(size / world_size) items; the loader drops the rest.
+    batches_per_epoch = -(-len(train_set) // runtime.world_size) // train_config.batch_size
+    if batches_per_epoch == 0:
+        raise DataError(
+            f"{len(train_set)} training items are fewer than one batch of "
+            f"{train_config.batch_size} x {runtime.world_size} process(es); lower "
+            "train.batch_size or prepare more data"
+        )
+    steps_per_epoch = max(1, batches_per_epoch // train_config.grad_accum_steps)
+    total_steps = train_config.max_steps or train_config.epochs * steps_per_epoch
+
+    optimizer = build_optimizer(model, train_config)
+    scheduler = build_scheduler(optimizer, train_config, total_steps)
+    ema = EMA(model, train_config.ema_decay) if train_config.ema_decay else None
+    state = _State()
+    if resume:
+        _restore(checkpoint_dir / "last.pt", task, model, optimizer, scheduler, ema, state)
+    else:
+        # Ranks draw different noise; model init above used the shared seed.
+        seed_everything(train_config.seed + 7919 * runtime.rank)
+    good_state = _snapshot(model)
+
+    trained = model
+    if train_config.compile:
+        trained = torch.compile(trained)
+    if runtime.distributed:
+        trained = nn.parallel.DistributedDataParallel(
+            trained, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None
+        )
+    sampler = EpochSampler(
+        len(train_set), train_config.seed, True, runtime.rank, runtime.world_size
+    )
+    loader = DataLoader(
+        train_set,
+        train_config.batch_size,
+        sampler=sampler,
+        drop_last=True,
+        num_workers=train_config.num_workers,
+        # Its own generator: a new loader iterator would otherwise draw from the global RNG,
+        # so a resumed run (new iterator mid-epoch) would drift from an uninterrupted one.
+        generator=torch.Generator().manual_seed(train_config.seed),
+    )
+    logger = TrainLogger(Path(train_config.log_dir), enabled=runtime.is_main)
+    result = FitResult(model, checkpoint_dir=checkpoint_dir)
+    autocast = _autocast(runtime.device, train_config.amp)
+    stop = _StopFlag()
+    bar = progress.bar(
+        total=total_steps,
+        initial=state.step,
+        desc=f"train {task.name}",
+        unit="step",
+        disable=not runtime.is_main,
+    )
+    started = time.perf_counter()
+    consecutive_bad = 0
+
+    def validate(counts: bool) -> None:
+        """Validate on rank 0; with `counts`, every rank learns the score (same LR, same stop)."""
+        score = math.inf
+        if val_set is not None and runtime.is_main:
+            judged = ema.model if ema else model
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(VALIDATION_SEED)
+                metrics = task.validate(judged, _batches(val_set, train_config.batch_size))
+            result.last_validation = metrics
+            score = metrics["score"]
+            logger.scalars({f"val/{k}": v for k, v in metrics.items() if _is_number(v)}, state.step)
+            if score < state.best_score:
+                _save(
+                    checkpoint_dir / "best.pt",
+                    config,
+                    task,
+                    model,
+                    optimizer,
+                    scheduler,
+                    ema,
+                    state,
+                    metrics,
+                )
+        if val_set is None or not counts:
+            state.best_score = min(state.best_score, score)
+            return
+        score = _broadcast_score(score, runtime)
+        improved = score < state.best_score
+        state.best_score = min(state.best_score, score)
+        state.bad_validations = 0 if improved else state.bad_validations + 1
+        if train_config.lr_schedule == "plateau":
+            scheduler.step(score)
+
+    with stop.installed():
+        while state.step < total_steps and not stop.requested and not result.stopped_early:
+            train_set_epoch = getattr(train_set, "set_epoch", None)
+            if train_set_epoch:
+                train_set_epoch(state.epoch)
+            skip = state.batches_in_epoch * train_config.batch_size
+            sampler.set_epoch(state.epoch, skip_items=skip)
+            micro, window_finite = 0, True
+            # Micro-batches left over from an incomplete accumulation window are dropped.
+            optimizer.zero_grad(set_to_none=True)
+            for batch in loader:
+                batch = _to_device(batch, runtime.device)
+                micro += 1
+                final_micro = micro % train_config.grad_accum_steps == 0
+                # DDP averages gradients only on the last micro-batch of a window.
+                sync = (
+                    trained.no_sync()
+                    if runtime.distributed and not final_micro
+                    else (contextlib.nullcontext())
+                )
+                with sync:
+                    with autocast:
+                        loss, logs = task.loss(trained, batch, state.step)
+                    # Always backward, even on NaN: under DDP every rank must join the
+                    # all-reduce, and the NaN then shows in every rank's gradient norm alike.
+                    (loss / train_config.grad_accum_steps).backward()
+                window_finite = window_finite and bool(torch.isfinite(loss.detach()))
+                state.batches_in_epoch += 1
+                result.audio_seconds += _audio_seconds(batch, task) * runtime.world_size
+                if not final_micro:
+                    continue
+                grad_norm = torch.nn.utils.clip_grad_norm_(
+                    model.parameters(), train_config.grad_clip or math.inf
+                )
+                healthy = bool(torch.isfinite(grad_norm)) and (window_finite or runtime.distributed)
+                window_finite = True
+                if not healthy:
+                    optimizer.zero_grad(set_to_none=True)
+                    result.skipped_nonfinite += 1
+                    consecutive_bad += 1
+                    if consecutive_bad >= train_config.max_nonfinite_steps:
+                        if result.recoveries >= MAX_RECOVERIES:
+                            _give_up(checkpoint_dir, state.step, result)
+                        _recover(
+                            checkpoint_dir / "last.pt", model, optimizer, scheduler, good_state
+                        )
+                        result.recoveries += 1
+                        consecutive_bad = 0
+                        logger.text(
+                            "recovery",
+                            f"reloaded last good state at step {state.step}; learning rate halved",
+                            state.step,
+                        )
+                    continue
+                consecutive_bad = 0
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if train_config.lr_schedule != "plateau":
+                    scheduler.step()
+                if ema:
+                    ema.update(model)
+                state.step += 1
+                loss_value = float(loss.detach())
+                result.losses.append(loss_value)
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+                logger.scalars({f"train/{k}": v for k, v in logs.items()}, state.step)
+                logger.scalars(
+                    {
+                        "train/loss": loss_value,
+                        "train/grad_norm": float(grad_norm),
+                        "train/lr": optimizer.param_groups[0]["lr"],
+                    },
+                    state.step,
+                )
+                if state.step % train_config.log_audio_every_steps == 0 and runtime.is_main:
+                    with torch.random.fork_rng(devices=[]):
+                        task.log_media(logger, ema.model if ema else model, batch, state.step)
+                if state.step % train_config.val_every_steps == 0:
+                    validate(counts=True)
+                    patience = train_config.early_stopping_patience
+                    if patience and state.bad_validations >= patience:
+                        result.stopped_early = True
+                if state.step >= total_steps or stop.requested or result.stopped_early:
+                    break
+            if state.batches_in_epoch >= batches_per_epoch:
+                state.epoch += 1
+                state.batches_in_epoch = 0
+                if runtime.is_main:
+                    epoch_path = checkpoint_dir / f"{task.name}_epoch{state.epoch}.pt"
+                    _save(
+                        epoch_path,
+                        config,
+                        task,
+                        model,
+                        optimizer,
+                        scheduler,
+                        ema,
+                        state,
+                        result.last_validation,
+                    )
+                    rotate(checkpoint_dir, f"{task.name}_epoch*.pt", train_config.keep_last)
+                    _save(
+                        checkpoint_dir / "last.pt",
+                        config,
+                        task,
+                        model,
+                        optimizer,
+                        scheduler,
+                        ema,
+                        state,
+                        result.last_validation,
+                    )
+                    good_state = _snapshot(model)
+    bar.close()
+    if state.step % train_config.val_every_steps != 0 or not result.last_validation:
+        validate(counts=False)
+    if runtime.is_main:
+        _save(
+            checkpoint_dir / "last.pt",
+            config,
+            task,
+            model,
+            optimizer,
+            scheduler,
+            ema,
+            state,
+            result.last_validation,
+        )
+    logger.close()
+    result.interrupted = stop.requested
+    result.step, result.epoch, result.best_score = state.step, state.epoch, state.best_score
+    result.elapsed_seconds = time.perf_counter() - started
+    if ema:
+        model.load_state_dict(ema.model.state_dict())
+    return result
+
+
+# --- pieces of the loop ---------------------------------------------------------------------
+
+
+def _autocast(device: torch.device, enabled: bool):
+    if enabled and device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def _to_device(batch: Any, device: torch.device) -> Any:
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, list | tuple):
+        return type(batch)(_to_device(item, device) for item in batch)
+    if isinstance(batch, dict):
+        return {key: _to_device(value, device) for key, value in batch.items()}
+    return batch
+
+
+def _audio_seconds(batch: Any, task: Task) -> float:
+    sample_rate = getattr(task, "sample_rate", None)
+    if sample_rate and isinstance(batch, torch.Tensor):
+        return batch.shape[0] * batch.shape[-1] / sample_rate
+    return 0.0
+
+
+def _batches(dataset: Dataset, batch_size: int) -> Iterator[Any]:
+    yield from DataLoader(dataset, batch_size, shuffle=False)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _broadcast_score(score: float, runtime: Runtime) -> float:
+    if not runtime.distributed:
+        return score
+    value = torch.tensor([score], dtype=torch.float64, device=runtime.device)
+    torch.distributed.broadcast(value, src=0)
+    return float(value)
+
+
+def _snapshot(model: nn.Module) -> dict[str, Any]:
+    """An in-memory copy of the weights, the fallback when no last.pt exists yet."""
+    return {"model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
+
+
+def _recover(path: Path, model, optimizer, scheduler, good_state: dict[str, Any]) -> None:
+    """Reload the last good weights and halve the learning rate after repeated NaN/inf."""
+    if path.is_file():
+        model.load_state_dict(load_checkpoint(path)["model"])
+    else:
+        model.load_state_dict(good_state["model"])
+    for group_state in optimizer.state.values():
+        group_state.clear()  # moments built from bad gradients would push straight back
+    scale_learning_rate(optimizer, scheduler, 0.5)
+
+
+def _give_up(checkpoint_dir: Path, step: int, result: FitResult) -> None:
+    raise TrainingError(
+        f"the loss stayed non-finite at step {step} after {result.recoveries} recoveries "
+        f"(each reloaded the last good state and halved the learning rate); "
+        f"{checkpoint_dir / 'last.pt'} holds the last good state. Lower train.learning_rate, "
+        "set train.grad_clip, or look for broken audio in the data"
+    )
+
+
+def _save(path: Path, config, task, model, optimizer, scheduler, ema, state, metrics) -> None:
+    save_checkpoint(
+        path,
+        {
+            "kind": task.kind,
+            "config": config.model_dump(mode="json"),
+            "model": model.state_dict(),
+            "ema": ema.model.state_dict() if ema else None,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(),
+            "step": state.step,
+            "epoch": state.epoch,
+            "batches_in_epoch": state.batches_in_epoch,
+            "best_score": state.best_score,
+            "bad_validations": state.bad_validations,
+            "rng": rng_state(),
+            "metrics": {k: v for k, v in metrics.items() if _is_number(v)},
+            "latent_health": metrics.get("latent_health", {}),
+        },
+    )
+
+
+def _restore(path: Path, task, model, optimizer, scheduler, ema, state: _State) -> None:
+    if not path.is_file():
+        raise DataError(f"--resume: {path} does not exist; train without --resume first")
+    payload = load_checkpoint(path, kind=task.kind)
+    model.load_state_dict(payload["model"])
+    optimizer.load_state_dict(payload["optimizer"])
+    scheduler.load_state_dict(payload["scheduler"])
+    if ema and payload.get("ema"):
+        ema.model.load_state_dict(payload["ema"])
+    state.step, state.epoch = payload["step"], payload["epoch"]
+    state.batches_in_epoch = payload["batches_in_epoch"]
+    state.best_score, state.bad_validations = payload["best_score"], payload["bad_validations"]
+    set_rng_state(payload["rng"])
+
+
+class _StopFlag:
+    """SIGINT/SIGTERM ask the loop to save and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum, frame):
+            self.requested = True
+
+        try:
+            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)

@@ -1,0 +1,138 @@
+"""What training a VAE means: its data, its objective (reconstruction + beta * KL + extras),
+its validation (decoding from z alone) and the media it logs."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from helius import metrics
+from helius.config import HeliusConfig
+from helius.data.dataset import SegmentDataset
+from helius.errors import DataError
+from helius.losses import CLIP_FFT_SIZES, WAVE_FFT_SIZES, beta_at, kl_loss, reconstruction_loss
+from helius.models import build_model
+from helius.train.logging import TrainLogger
+
+
+class VAETask:
+    """Train a wave VAE or a clip VAE on the segments listed by `data.train_index`."""
+
+    name = "vae"
+    kind = "vae"
+
+    def __init__(self, config: HeliusConfig, hop_samples: int | None = None) -> None:
+        self.config = config
+        self.sample_rate = config.data.sample_rate
+        self.channels = 1 if config.data.mono else 2
+        self._hop = hop_samples
+
+    @property
+    def is_clip(self) -> bool:
+        return self.config.model.kind == "clip_vae"
+
+    def build_model(self) -> nn.Module:
+        model = build_model(self.config.model, self.sample_rate, self.channels)
+        self._hop = int(model.hop_samples)
+        return model
+
+    def item_samples(self, seconds: float) -> int:
+        """Clip VAE: the clip length. Wave VAE: `seconds` rounded down to whole latent frames."""
+        if self.is_clip:
+            return round(self.config.model.clip.clip_seconds * self.sample_rate)
+        hop = self._hop or self.build_model().hop_samples
+        frames = int(seconds * self.sample_rate) // hop
+        if frames < 1:
+            raise DataError(
+                f"{seconds:g} s of audio is shorter than one latent frame ({hop} samples); "
+                "use longer segments (helius prep --segment_length) or train.crop_seconds"
+            )
+        return frames * hop
+
+    def datasets(self) -> tuple[SegmentDataset, SegmentDataset | None]:
+        data, train = self.config.data, self.config.train
+        crop = self.item_samples(train.crop_seconds or data.segment_seconds)
+        train_set = SegmentDataset(
+            data.train_index,
+            self.sample_rate,
+            crop,
+            self.channels,
+            random_crop=not self.is_clip,
+            seed=train.seed,
+        )
+        val_set = None
+        if Path(data.val_index).is_file() and Path(data.val_index).read_text().strip():
+            val_set = self.eval_dataset(data.val_index)
+        return train_set, val_set
+
+    def eval_dataset(self, index_path: str | Path) -> SegmentDataset:
+        """Whole segments (in whole latent frames) from an index, in order, for measuring."""
+        length = self.item_samples(self.config.data.segment_seconds)
+        return SegmentDataset(
+            index_path, self.sample_rate, length, self.channels, random_crop=False
+        )
+
+    def loss(self, model: nn.Module, batch: torch.Tensor, step: int):
+        train = self.config.train
+        out = model(batch, step=step)
+        fft_sizes = CLIP_FFT_SIZES if self.is_clip else WAVE_FFT_SIZES
+        recon, parts = reconstruction_loss(out.audio, batch, train.loss, fft_sizes)
+        kl, kl_dims = kl_loss(out.mu, out.logvar, train.kl.free_bits)
+        beta = beta_at(step, train.kl)
+        total = recon + beta * kl + sum(out.aux_losses.values(), torch.zeros(()))
+        logs = {f"recon_{name}": float(value) for name, value in parts.items()}
+        logs.update({f"aux_{name}": float(value) for name, value in out.aux_losses.items()})
+        logs.update(recon=float(recon), kl=float(kl_dims.sum()), beta=beta)
+        return total, logs
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, batches: Iterator[torch.Tensor]) -> dict[str, Any]:
+        """Metrics of decoding from z = mu alone (the clip VAE uses generated skips)."""
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        sums: dict[str, float] = {}
+        count = 0
+        mus, kl_dims = [], []
+        for batch in batches:
+            batch = batch.to(device)
+            out = model(batch)
+            weight = batch.shape[0]
+            values = {
+                "mrstft": metrics.mrstft_distance(out.audio, batch),
+                "mel": metrics.mel_distance(out.audio, batch, self.sample_rate),
+                "si_sdr": metrics.si_sdr(out.audio, batch),
+                "loudness_diff_db": metrics.loudness_difference_db(out.audio, batch),
+            }
+            for name, value in values.items():
+                sums[name] = sums.get(name, 0.0) + float(value) * weight
+            count += weight
+            _, per_dim = kl_loss(out.mu, out.logvar, 0.0)
+            kl_dims.append(per_dim * weight)
+            mus.append(out.mu.transpose(1, -1).reshape(-1, out.mu.shape[1]).float().cpu())
+        model.train(was_training)
+        result: dict[str, Any] = {name: total / count for name, total in sums.items()}
+        kl_per_dim = torch.stack(kl_dims).sum(0) / count
+        health = metrics.latent_health(
+            torch.cat(mus), kl_per_dim.cpu(), self.config.train.active_dim_threshold
+        )
+        result.update(health)
+        result["kl"] = float(kl_per_dim.sum())
+        result["latent_health"] = health
+        result["score"] = result["mrstft"]
+        return result
+
+    @torch.no_grad()
+    def log_media(self, logger: TrainLogger, model: nn.Module, batch: torch.Tensor, step: int):
+        was_training = model.training
+        model.eval()
+        out = model(batch[:1])
+        model.train(was_training)
+        logger.audio("audio/original", batch[0].mean(0), self.sample_rate, step)
+        logger.audio("audio/reconstruction", out.audio[0].mean(0), self.sample_rate, step)
+        _, per_dim = kl_loss(out.mu, out.logvar, 0.0)
+        logger.histogram("latent/kl_per_dim", per_dim, step)

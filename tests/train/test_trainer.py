@@ -1,0 +1,186 @@
+"""The shared training loop, on a toy task: resume, checkpoints, recovery, signals, stopping."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from helius.config import load_config
+from helius.errors import TrainingError
+from helius.models.checkpoint import load_checkpoint
+from helius.train.trainer import fit
+
+
+class ToyData(Dataset):
+    def __init__(self, size: int, seed: int) -> None:
+        self.items = torch.randn(size, 1, 32, generator=torch.Generator().manual_seed(seed))
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return self.items[index]
+
+
+class ToyModel(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(32, 8), nn.Tanh(), nn.Linear(8, 32))
+
+    def forward(self, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        noisy = x + 0.01 * torch.randn_like(x)  # uses the RNG, as a VAE's sampling does
+        return self.net(noisy)
+
+
+class ToyTask:
+    name = "toy"
+    kind = "toy"
+    sample_rate = 32
+
+    def __init__(
+        self,
+        nan_steps: frozenset[int] = frozenset(),
+        interrupt_at: int | None = None,
+        nan_attempts: int | None = None,
+    ):
+        self.nan_steps, self.interrupt_at = nan_steps, interrupt_at
+        self.nan_attempts = nan_attempts  # None: those steps are NaN forever
+        self.nan_count = 0
+        self.loss_calls = 0
+
+    def build_model(self) -> nn.Module:
+        return ToyModel()
+
+    def datasets(self):
+        return ToyData(40, 0), ToyData(8, 1)
+
+    def loss(self, model, batch, step):
+        self.loss_calls += 1
+        if self.interrupt_at is not None and step == self.interrupt_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        loss = ((model(batch, step=step) - batch) ** 2).mean()
+        if step in self.nan_steps and (
+            self.nan_attempts is None or self.nan_count < self.nan_attempts
+        ):
+            self.nan_count += 1
+            loss = loss * float("nan")
+        return loss, {"mse": float(loss.detach())}
+
+    @torch.no_grad()
+    def validate(self, model, batches):
+        errors = [float(((model(b) - b) ** 2).mean()) for b in batches]
+        return {"score": sum(errors) / len(errors), "latent_health": {"active_dims": 1.0}}
+
+    def log_media(self, logger, model, batch, step):
+        logger.audio("audio/original", batch[0, 0], self.sample_rate, step)
+
+
+def toy_config(tmp_path, *overrides: str):
+    return load_config(
+        None,
+        [
+            f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+            f"train.log_dir={tmp_path / 'runs'}",
+            "train.batch_size=4",
+            "train.learning_rate=0.01",
+            "train.val_every_steps=5",
+            "train.device=cpu",
+            "train.log_audio_every_steps=7",
+            *overrides,
+        ],
+    )
+
+
+def test_checkpoints_hold_everything_needed_and_rotate(tmp_path):
+    result = fit(toy_config(tmp_path, "train.epochs=4", "train.keep_last=2"), ToyTask())
+    ckpt = tmp_path / "ckpt"
+    assert result.step == 40 and result.epoch == 4
+    assert sorted(p.name for p in ckpt.glob("toy_epoch*.pt")) == ["toy_epoch3.pt", "toy_epoch4.pt"]
+    payload = load_checkpoint(ckpt / "last.pt", kind="toy")
+    assert {
+        "model",
+        "optimizer",
+        "scheduler",
+        "step",
+        "epoch",
+        "rng",
+        "config",
+        "metrics",
+        "latent_health",
+    } <= set(payload)
+    assert payload["config"]["train"]["batch_size"] == 4 and payload["step"] == 40
+    best = load_checkpoint(ckpt / "best.pt")
+    assert best["metrics"]["score"] == pytest.approx(result.best_score)
+    assert any((tmp_path / "runs").iterdir())  # TensorBoard event file
+    assert result.losses[-1] < result.losses[0]
+
+
+def test_resume_continues_exactly(tmp_path):
+    full = fit(toy_config(tmp_path / "a", "train.max_steps=23"), ToyTask())
+    fit(toy_config(tmp_path / "b", "train.max_steps=13"), ToyTask())
+    resumed = fit(toy_config(tmp_path / "b", "train.max_steps=23"), ToyTask(), resume=True)
+    assert resumed.step == 23
+    assert resumed.losses == full.losses[13:]  # bit-identical on the CPU
+    for a, b in zip(
+        full.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b)
+
+
+def test_gradient_accumulation_and_schedules_run(tmp_path):
+    for schedule in ("constant", "cosine", "plateau"):
+        config = toy_config(
+            tmp_path / schedule,
+            "train.max_steps=12",
+            "train.grad_accum_steps=2",
+            f"train.lr_schedule={schedule}",
+            "train.warmup_steps=3",
+            "train.ema_decay=0.9",
+            "train.plateau_patience=1",
+        )
+        result = fit(config, ToyTask())
+        assert result.step == 12
+    payload = load_checkpoint(tmp_path / "cosine" / "ckpt" / "last.pt")
+    assert payload["ema"] is not None and payload["batches_in_epoch"] == 4  # 24 micro-batches
+
+
+def test_nonfinite_steps_are_skipped_then_recovered_with_half_the_lr(tmp_path):
+    config = toy_config(tmp_path, "train.max_steps=15", "train.max_nonfinite_steps=3")
+    task = ToyTask(nan_steps=frozenset({4}), nan_attempts=4)
+    result = fit(config, task)
+    # Step 4 fails three times in a row, the last good state is reloaded with half the LR,
+    # the fourth attempt fails once more and the fifth succeeds.
+    assert result.skipped_nonfinite == 4 and result.recoveries == 1
+    assert result.step == 15
+    payload = load_checkpoint(tmp_path / "ckpt" / "last.pt")
+    assert payload["optimizer"]["param_groups"][0]["lr"] == pytest.approx(0.005)
+
+
+def test_a_loss_that_never_recovers_stops_with_a_clear_error(tmp_path):
+    config = toy_config(tmp_path, "train.max_steps=15", "train.max_nonfinite_steps=2")
+    with pytest.raises(TrainingError, match="non-finite at step 4 after 3 recoveries"):
+        fit(config, ToyTask(nan_steps=frozenset({4})))
+
+
+def test_sigint_saves_and_stops_cleanly(tmp_path):
+    result = fit(toy_config(tmp_path, "train.epochs=50"), ToyTask(interrupt_at=6))
+    assert result.interrupted and result.step == 7
+    assert load_checkpoint(tmp_path / "ckpt" / "last.pt")["step"] == 7
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def test_early_stopping(tmp_path):
+    config = toy_config(
+        tmp_path,
+        "train.epochs=100",
+        "train.learning_rate=1e-9",
+        "train.early_stopping_patience=2",
+        "train.val_every_steps=2",
+    )
+    result = fit(config, ToyTask())
+    assert result.stopped_early and result.step < 20
