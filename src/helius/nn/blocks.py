@@ -12,6 +12,34 @@ from helius.nn.streaming import CachedConv1d, CachedConvTranspose1d
 ACTIVATIONS: tuple[str, ...] = ("snake", "leaky_relu", "elu")
 
 
+class _SnakeFunction(torch.autograd.Function):
+    """Snake with a hand-written backward that saves only x and recomputes the sines.
+
+    Autograd's own graph of the formula keeps four full-size intermediates and runs about
+    three times slower on the CPU, where Snake on the widest stages is a large share of a step.
+    d/dx = 1 + sin(2 alpha x); d/d(log alpha) = x sin(2 alpha x) - sin^2(alpha x) / alpha.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, log_alpha: torch.Tensor) -> torch.Tensor:
+        alpha = log_alpha.exp()
+        sine = torch.sin(alpha * x)
+        ctx.save_for_backward(x, log_alpha)
+        return torch.addcmul(x, sine * sine, alpha.reciprocal())
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x, log_alpha = ctx.saved_tensors
+        alpha = log_alpha.exp()
+        scaled = alpha * x
+        double_sine = torch.sin(2 * scaled)
+        grad_x = torch.addcmul(grad, grad, double_sine)
+        sine_squared = torch.sin(scaled).square_()
+        per_element = x * double_sine - sine_squared / alpha
+        grad_log_alpha = (grad * per_element).sum(dim=(0, 2), keepdim=True)
+        return grad_x, grad_log_alpha
+
+
 class Snake(nn.Module):
     """x + sin^2(alpha x) / alpha with a learned frequency alpha per channel.
 
@@ -25,10 +53,11 @@ class Snake(nn.Module):
         self.log_alpha = nn.Parameter(torch.zeros(1, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = self.log_alpha.exp()
-        sine = torch.sin(alpha * x)
-        # One fused multiply-add instead of separate square, divide and add passes.
-        return torch.addcmul(x, sine * sine, alpha.reciprocal())
+        if torch.jit.is_scripting() or not (x.requires_grad or self.log_alpha.requires_grad):
+            alpha = self.log_alpha.exp()
+            sine = torch.sin(alpha * x)
+            return torch.addcmul(x, sine * sine, alpha.reciprocal())
+        return _SnakeFunction.apply(x, self.log_alpha)
 
 
 def make_activation(name: str, channels: int) -> nn.Module:
