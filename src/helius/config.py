@@ -47,7 +47,7 @@ class WaveModelConfig(Section):
     activation: Literal["snake", "leaky_relu", "elu"] = "snake"
     noise_branch: bool = Field(True, description="add filtered noise in the decoder")
     amplitude_modulation: bool = Field(True, description="decoder output gated by an envelope")
-    causal: bool = Field(False, description="all padding on the left (needed for live use)")
+    causal: bool = Field(True, description="all padding on the left (needed for streaming)")
     headroom: float = Field(0.9, gt=0, le=1, description="output = headroom * tanh(.)")
     logvar_min: float = Field(-10.0, description="floor of the encoder's log-variance")
 
@@ -105,6 +105,9 @@ class TrainConfig(Section):
 
     epochs: int = Field(10, ge=1)
     max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    max_minutes: float | None = Field(
+        None, gt=0, description="stop (and save) after this much wall-clock training time"
+    )
     batch_size: int = Field(8, ge=1)
     crop_seconds: float | None = Field(
         None, gt=0, description="random crop of each segment (wave VAE); None: whole segment"

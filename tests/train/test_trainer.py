@@ -184,3 +184,9 @@ def test_early_stopping(tmp_path):
     )
     result = fit(config, ToyTask())
     assert result.stopped_early and result.step < 20
+
+
+def test_a_time_budget_stops_after_the_step_that_exceeds_it(tmp_path):
+    result = fit(toy_config(tmp_path, "train.epochs=50", "train.max_minutes=1e-9"), ToyTask())
+    assert result.out_of_time and result.step == 1
+    assert load_checkpoint(tmp_path / "ckpt" / "last.pt")["step"] == 1

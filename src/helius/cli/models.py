@@ -78,6 +78,8 @@ def _run_train(args: argparse.Namespace) -> int:
         )
     if result.stopped_early:
         print("stopped early: validation stopped improving (train.early_stopping_patience)")
+    if result.out_of_time:
+        print(f"stopped at the time budget (train.max_minutes={config.train.max_minutes:g})")
     if result.interrupted:
         print(f"interrupted: saved {result.checkpoint_dir / 'last.pt'}; continue with --resume")
     return 0

@@ -210,7 +210,7 @@ class ClipVAE(nn.Module):
         Eval: always generated skips and z = mu, so the output equals decode(encode(x)[0]).
         """
         mu, logvar, real_skips = self._encode(x)
-        z = reparameterize(mu, logvar, sample=self.training)
+        z = reparameterize(mu, logvar, sample=self.training and self.config.sample_posterior)
         generated_skips = self.skip_generator(z)
         skips = generated_skips
         if self.training:

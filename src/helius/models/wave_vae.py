@@ -182,7 +182,7 @@ class WaveVAE(nn.Module):
         keeps the trainer's call the same for every model kind."""
         del step
         mu, logvar = self.encode(x)
-        z = reparameterize(mu, logvar, sample=self.training)
+        z = reparameterize(mu, logvar, sample=self.training and self.config.sample_posterior)
         return VAEOutput(audio=self.decode(z), mu=mu, logvar=logvar, z=z)
 
     # ---- streaming --------------------------------------------------------------------------

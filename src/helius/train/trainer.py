@@ -58,6 +58,7 @@ class FitResult:
     skipped_nonfinite: int = 0
     recoveries: int = 0
     stopped_early: bool = False
+    out_of_time: bool = False  # stopped by train.max_minutes
     interrupted: bool = False
     audio_seconds: float = 0.0
     elapsed_seconds: float = 0.0
@@ -171,7 +172,12 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
             scheduler.step(score)
 
     with stop.installed():
-        while state.step < total_steps and not stop.requested and not result.stopped_early:
+        while (
+            state.step < total_steps
+            and not stop.requested
+            and not result.stopped_early
+            and not result.out_of_time
+        ):
             train_set_epoch = getattr(train_set, "set_epoch", None)
             if train_set_epoch:
                 train_set_epoch(state.epoch)
@@ -253,7 +259,16 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                     patience = train_config.early_stopping_patience
                     if patience and state.bad_validations >= patience:
                         result.stopped_early = True
-                if state.step >= total_steps or stop.requested or result.stopped_early:
+                if train_config.max_minutes and _elapsed_minutes(started, runtime) >= (
+                    train_config.max_minutes
+                ):
+                    result.out_of_time = True
+                if (
+                    state.step >= total_steps
+                    or stop.requested
+                    or result.stopped_early
+                    or result.out_of_time
+                ):
                     break
             if state.batches_in_epoch >= batches_per_epoch:
                 state.epoch += 1
@@ -340,6 +355,16 @@ def _batches(dataset: Dataset, batch_size: int) -> Iterator[Any]:
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _elapsed_minutes(started: float, runtime: Runtime) -> float:
+    """Training minutes so far; under DDP rank 0's clock decides, so all ranks stop together."""
+    minutes = (time.perf_counter() - started) / 60
+    if not runtime.distributed:
+        return minutes
+    value = torch.tensor([minutes], dtype=torch.float64, device=runtime.device)
+    torch.distributed.broadcast(value, src=0)
+    return float(value)
 
 
 def _broadcast_score(score: float, runtime: Runtime) -> float:
