@@ -102,7 +102,13 @@ def _run_eval(args: argparse.Namespace) -> int:
     from helius.models.checkpoint import load_vae
     from helius.train.vae_task import VAETask
 
+    import torch
+
+    from helius.train.trainer import VALIDATION_SEED
+
     model, config = load_vae(args.vae_ckpt)
+    # The same noise draws as validation during training, so the numbers agree with best.pt's.
+    torch.manual_seed(VALIDATION_SEED)
     task = VAETask(config, hop_samples=int(model.hop_samples))
     dataset = task.eval_dataset(args.index)
     metrics = task.validate(model, iter(DataLoader(dataset, config.train.batch_size)))

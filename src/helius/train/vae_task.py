@@ -84,9 +84,11 @@ class VAETask:
         kl, kl_dims = kl_loss(out.mu, out.logvar, train.kl.free_bits)
         beta = beta_at(step, train.kl)
         total = recon + beta * kl + sum(out.aux_losses.values(), torch.zeros(()))
-        logs = {f"recon_{name}": float(value) for name, value in parts.items()}
-        logs.update({f"aux_{name}": float(value) for name, value in out.aux_losses.items()})
-        logs.update(recon=float(recon), kl=float(kl_dims.sum()), beta=beta)
+        logs = {f"recon_{name}": float(value.detach()) for name, value in parts.items()}
+        logs.update(
+            {f"aux_{name}": float(value.detach()) for name, value in out.aux_losses.items()}
+        )
+        logs.update(recon=float(recon.detach()), kl=float(kl_dims.sum()), beta=beta)
         return total, logs
 
     @torch.no_grad()

@@ -1,0 +1,257 @@
+"""`helius train`, `recon` and `eval` end to end on tiny prepared data, and their bad inputs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from helpers import snapshot, write
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from helius.audio.synth import make_oneshot, make_texture
+from helius.cli import main
+from helius.models.checkpoint import load_checkpoint, load_vae, save_checkpoint
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = str(REPO / "configs" / "tiny.yaml")
+RATE = 16000
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory) -> Path:
+    """Five 3-second textures at 16 kHz, prepared into 1-second segments."""
+    root = tmp_path_factory.mktemp("train_data")
+    for index, kind in enumerate(("pluck", "fm", "pad", "noise_sweep", "pluck")):
+        sound = make_texture(kind, index, sample_rate=RATE, duration_seconds=3.0)
+        write(root / "audio" / f"{kind}_{index}.wav", sound[0][None], RATE)
+    code = main(
+        [
+            "prep",
+            "--input_dir",
+            str(root / "audio"),
+            "--output_dir",
+            str(root / "data"),
+            "--segment_length",
+            "1.0",
+            "--sample_rate",
+            str(RATE),
+            "--val_fraction",
+            "0.3",
+            "--workers",
+            "1",
+            "--quiet",
+        ]
+    )
+    assert code == 0
+    return root
+
+
+def tiny_args(root: Path, run_name: str, *overrides: str) -> list[str]:
+    settings = [
+        f"data.train_index={root / 'data' / 'train_index.txt'}",
+        f"data.val_index={root / 'data' / 'val_index.txt'}",
+        f"train.checkpoint_dir={root / run_name / 'checkpoints'}",
+        f"train.log_dir={root / run_name / 'runs'}",
+        "train.device=cpu",
+        "train.log_audio_every_steps=2",
+        "train.val_every_steps=3",
+        *overrides,
+    ]
+    return ["--config", TINY, *(arg for s in settings for arg in ("--set", s)), "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(prepared) -> Path:
+    """A tiny wave VAE trained for two epochs by the CLI."""
+    assert main(["train", *tiny_args(prepared, "run", "train.epochs=2")]) == 0
+    return prepared / "run"
+
+
+def test_train_writes_seed_named_checkpoints_that_rebuild_the_model(trained):
+    checkpoints = trained / "checkpoints"
+    names = sorted(p.name for p in checkpoints.iterdir())
+    assert names == ["best.pt", "last.pt", "vae_epoch1.pt", "vae_epoch2.pt"]
+    payload = load_checkpoint(checkpoints / "last.pt", kind="vae")
+    assert payload["epoch"] == 2 and payload["step"] > 0
+    assert payload["config"]["model"]["wave"]["capacity"] == 8  # the tiny preset, resolved
+    assert {"active_dims", "pca_dims_90"} <= set(payload["latent_health"])
+    model, config = load_vae(checkpoints / "last.pt")
+    assert config.data.sample_rate == RATE and model.hop_samples == 128
+    assert not model.training
+    state = payload["model"]
+    assert all(torch.equal(v, state[k]) for k, v in model.state_dict().items())
+
+
+def test_train_logs_losses_beta_lr_grad_norm_audio_and_spectrograms(trained):
+    [events] = list((trained / "runs").glob("events.out.tfevents.*"))
+    accumulator = EventAccumulator(str(events), size_guidance={"images": 0, "audio": 0})
+    accumulator.Reload()
+    tags = accumulator.Tags()
+    for scalar in ("train/loss", "train/kl", "train/beta", "train/lr", "train/grad_norm"):
+        assert scalar in tags["scalars"]
+    assert {"val/mrstft", "val/si_sdr", "val/active_dims"} <= set(tags["scalars"])
+    assert "audio/reconstruction" in tags["audio"]
+    assert "audio/reconstruction_spectrogram" in tags["images"]
+    assert "latent/kl_per_dim" in tags["histograms"]
+    losses = [event.value for event in accumulator.Scalars("train/loss")]
+    assert all(np.isfinite(losses))
+
+
+def test_train_output_names_what_happened(prepared, capsys):
+    code, out, _ = run(capsys, "train", *tiny_args(prepared, "run_out", "train.max_steps=2"))
+    assert code == 0
+    assert "trained wave_vae to step 2" in out and "audio-s/s" in out
+    assert "validation: " in out and "mrstft" in out
+
+
+def test_resume_continues_from_last(prepared, capsys):
+    args = tiny_args(prepared, "run_resume", "train.epochs=1")
+    assert main(["train", *args]) == 0
+    first = load_checkpoint(prepared / "run_resume" / "checkpoints" / "last.pt")
+    code, out, _ = run(capsys, "train", *args, "--set", "train.epochs=2", "--resume")
+    assert code == 0
+    second = load_checkpoint(prepared / "run_resume" / "checkpoints" / "last.pt")
+    assert second["epoch"] == 2 and second["step"] == 2 * first["step"]
+
+
+def test_recon_writes_the_reconstruction_and_leaves_the_input(trained, prepared, capsys):
+    source = next((prepared / "audio").glob("*.wav"))
+    before = snapshot(prepared / "audio")
+    output = prepared / "recon" / "out.wav"
+    code, out, _ = run(
+        capsys,
+        "recon",
+        "--vae_ckpt",
+        str(trained / "checkpoints" / "best.pt"),
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+    )
+    assert code == 0 and "MR-STFT distance" in out
+    info, original = sf.info(str(output)), sf.info(str(source))
+    assert info.samplerate == RATE and info.frames == original.frames
+    assert snapshot(prepared / "audio") == before
+    assert not list(output.parent.glob("*.tmp"))
+
+
+def test_eval_agrees_with_the_validation_stored_in_best(trained, prepared, capsys):
+    best = trained / "checkpoints" / "best.pt"
+    code, out, _ = run(
+        capsys,
+        "eval",
+        "--vae_ckpt",
+        str(best),
+        "--index",
+        str(prepared / "data" / "val_index.txt"),
+        "--json",
+    )
+    assert code == 0
+    measured = json.loads(out)
+    stored = load_checkpoint(best)["metrics"]
+    for name in ("mrstft", "mel", "si_sdr", "active_dims"):
+        assert measured[name] == pytest.approx(stored[name], rel=1e-5, abs=1e-6)
+
+
+def test_clip_preset_trains_on_one_shots(tmp_path, capsys):
+    for index, kind in enumerate(("kick", "snare", "hat", "tom", "clap", "kick")):
+        sound = make_oneshot(kind, index, sample_rate=RATE, duration_seconds=0.25)
+        write(tmp_path / "shots" / f"{kind}_{index}.wav", sound[0][None], RATE)
+    assert (
+        main(
+            [
+                "prep",
+                "--input_dir",
+                str(tmp_path / "shots"),
+                "--output_dir",
+                str(tmp_path / "data"),
+                "--segment_length",
+                "0.25",
+                "--sample_rate",
+                str(RATE),
+                "--val_fraction",
+                "0.3",
+                "--workers",
+                "1",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
+    settings = [
+        f"data.train_index={tmp_path / 'data' / 'train_index.txt'}",
+        f"data.val_index={tmp_path / 'data' / 'val_index.txt'}",
+        f"data.sample_rate={RATE}",
+        "data.segment_seconds=0.25",
+        "model.clip.clip_seconds=0.25",
+        "model.clip.channels=[8,16]",
+        "model.clip.strides=[4,4]",
+        "model.clip.hidden=16",
+        "model.latent_dim=4",
+        "train.batch_size=2",
+        "train.max_steps=3",
+        f"train.checkpoint_dir={tmp_path / 'ckpt'}",
+        f"train.log_dir={tmp_path / 'runs'}",
+    ]
+    argv = ["train", "--config", str(REPO / "configs" / "clip.yaml"), "--quiet"]
+    code, out, err = run(capsys, *argv, *(a for s in settings for a in ("--set", s)))
+    assert code == 0, err
+    assert "trained clip_vae to step 3" in out
+    model, config = load_vae(tmp_path / "ckpt" / "last.pt")
+    assert config.model.kind == "clip_vae" and model.latent_dim == 4
+
+
+# --- bad input ----------------------------------------------------------------------------
+
+
+def test_unknown_config_key_names_the_field(prepared, capsys):
+    code, _, err = run(capsys, "train", *tiny_args(prepared, "bad", "train.batchsize=3"))
+    assert code == 1
+    assert "train.batchsize: unknown key" in err and "batch_size" in err
+
+
+def test_missing_and_empty_indexes_say_how_to_prepare_data(prepared, tmp_path, capsys):
+    missing = tmp_path / "nowhere" / "train_index.txt"
+    code, _, err = run(capsys, "train", *tiny_args(prepared, "bad", f"data.train_index={missing}"))
+    assert code == 1 and f"index {missing} does not exist" in err and "helius prep" in err
+    empty = tmp_path / "empty_index.txt"
+    empty.write_text("\n")
+    code, _, err = run(capsys, "train", *tiny_args(prepared, "bad", f"data.train_index={empty}"))
+    assert code == 1 and "lists no segments" in err
+
+
+def test_checkpoints_of_other_kinds_or_architectures_are_refused(trained, tmp_path, capsys):
+    source = trained / "checkpoints" / "last.pt"
+    payload = load_checkpoint(source)
+
+    prior = tmp_path / "prior.pt"
+    save_checkpoint(prior, {**payload, "kind": "prior"})
+    other = json.loads(json.dumps(payload["config"]))
+    other["model"]["wave"]["capacity"] = 16
+    reshaped = tmp_path / "reshaped.pt"
+    save_checkpoint(reshaped, {**payload, "config": other})
+    not_a_checkpoint = tmp_path / "notes.pt"
+    not_a_checkpoint.write_bytes(b"just some bytes")
+
+    expected = {
+        prior: "holds a prior model, but a vae checkpoint is needed",
+        reshaped: "weights do not fit the wave_vae architecture",
+        not_a_checkpoint: "is not a readable Helius checkpoint",
+        tmp_path / "missing.pt": "does not exist",
+    }
+    audio = write(tmp_path / "in.wav", np.zeros((1, RATE), dtype=np.float32), RATE)
+    for path, message in expected.items():
+        argv = ["recon", "--vae_ckpt", str(path), "--input", str(audio)]
+        code, _, err = run(capsys, *argv, "--output", str(tmp_path / "out.wav"))
+        assert code == 1 and message in err, err
+    assert not (tmp_path / "out.wav").exists()
