@@ -118,7 +118,7 @@ def test_resume_continues_from_last(prepared, capsys):
     args = tiny_args(prepared, "run_resume", "train.epochs=1")
     assert main(["train", *args]) == 0
     first = load_checkpoint(prepared / "run_resume" / "checkpoints" / "last.pt")
-    code, out, _ = run(capsys, "train", *args, "--set", "train.epochs=2", "--resume")
+    code, _, _ = run(capsys, "train", *args, "--set", "train.epochs=2", "--resume")
     assert code == 0
     second = load_checkpoint(prepared / "run_resume" / "checkpoints" / "last.pt")
     assert second["epoch"] == 2 and second["step"] == 2 * first["step"]

@@ -97,14 +97,12 @@ def _run_recon(args: argparse.Namespace) -> int:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
+    import torch
     from torch.utils.data import DataLoader
 
     from helius.models.checkpoint import load_vae
-    from helius.train.vae_task import VAETask
-
-    import torch
-
     from helius.train.trainer import VALIDATION_SEED
+    from helius.train.vae_task import VAETask
 
     model, config = load_vae(args.vae_ckpt)
     # The same noise draws as validation during training, so the numbers agree with best.pt's.
