@@ -37,7 +37,11 @@ def shell_commands() -> list[str]:
 
 
 def usage_commands() -> list[str]:
-    return [c for c in shell_commands() if c.startswith(("helius ", "python data_prep.py"))]
+    return [
+        c
+        for c in shell_commands()
+        if c.startswith(("helius ", "python data_prep.py", "python train.py"))
+    ]
 
 
 def test_every_readme_command_is_exercised():
@@ -53,7 +57,8 @@ def test_every_readme_command_is_exercised():
 
 def test_usage_commands_run_in_order(tmp_path):
     shutil.copytree(REPO / "configs", tmp_path / "configs")
-    shutil.copy(REPO / "data_prep.py", tmp_path / "data_prep.py")
+    for script in ("data_prep.py", "train.py"):
+        shutil.copy(REPO / script, tmp_path / script)
     for command in usage_commands():
         argv = shlex.split(command)
         argv = (
@@ -63,8 +68,12 @@ def test_usage_commands_run_in_order(tmp_path):
         )
         completed = subprocess.run(argv, cwd=tmp_path, capture_output=True, text=True, check=False)
         assert completed.returncode == 0, f"{command}\n{completed.stderr}"
+        if "config show" in command:
+            assert "batch_size: 16" in completed.stdout
     assert (tmp_path / "data" / "train_index.txt").read_text().strip()
-    assert "batch_size: 16" in completed.stdout
+    assert (tmp_path / "checkpoints" / "vae_epoch1.pt").is_file()
+    assert (tmp_path / "recon.wav").is_file()
+    assert "mrstft" in completed.stdout  # helius eval, the last command
 
 
 def test_code_is_lint_clean():
