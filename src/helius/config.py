@@ -140,13 +140,22 @@ class TrainConfig(Section):
 
 
 class PriorConfig(Section):
-    """The latent prior trained on the VAE's latent sequences."""
+    """The latent prior trained on the VAE's latent sequences (see helius.models.prior)."""
 
     kind: Literal["gru", "transformer"] = "gru"
-    hidden_size: int = Field(256, ge=1)
+    hidden_size: int = Field(256, ge=1, description="GRU width / transformer model width")
     num_layers: int = Field(2, ge=1)
+    heads: int = Field(4, ge=1, description="attention heads (transformer)")
+    bins: int = Field(64, ge=2, description="equal-probability bins per latent dimension")
+    dropout: float = Field(0.0, ge=0, lt=1)
+    chunk_frames: int = Field(32, ge=2, description="frames per training chunk")
+    chunks: int = Field(4, ge=1, description="chunks per training item, state carried over")
+    context_frames: int = Field(256, ge=2, description="transformer attention window")
     epochs: int = Field(10, ge=1)
+    batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    max_minutes: float | None = Field(None, gt=0, description="wall-clock training budget")
 
 
 class HeliusConfig(Section):

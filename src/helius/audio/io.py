@@ -8,13 +8,14 @@ blocks, which keeps peak memory near twice the decoded size.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
 import struct
 import subprocess
 import wave
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -140,6 +141,32 @@ def save(
     with atomic_output(path) as tmp_path:
         _write(tmp_path, audio, sample_rate, subtype, file_format)
     return path
+
+
+@contextlib.contextmanager
+def open_writer(
+    path: str | os.PathLike, sample_rate: int, channels: int, subtype: str | None = None
+) -> Iterator[Callable[[np.ndarray], None]]:
+    """Write a long output block by block: yields `write((channels, frames) block)`.
+
+    Memory stays flat however long the output. The file is written beside its target and
+    renamed when the block ends without error, so a crash never leaves half a file.
+    """
+    path = Path(path)
+    file_format = {".wav": "WAV", ".flac": "FLAC"}.get(path.suffix.lower())
+    if file_format is None:
+        raise AudioError(f"cannot write {path} block by block: use a .wav or .flac file name")
+    with (
+        atomic_output(path) as tmp_path,
+        sf.SoundFile(
+            str(tmp_path), "w", sample_rate, channels, subtype=subtype, format=file_format
+        ) as handle,
+    ):
+
+        def write(block: np.ndarray) -> None:
+            handle.write(np.asarray(block, dtype=np.float32).T)
+
+        yield write
 
 
 def _write(path: Path, audio: np.ndarray, sample_rate: int, subtype: str | None, fmt: str) -> None:

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from helius import __version__, progress
-from helius.cli import data, models
+from helius.cli import data, generate, models
 from helius.errors import HeliusError
 
 
@@ -42,4 +42,5 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     data.add_commands(commands)
     models.add_commands(commands)
+    generate.add_commands(commands)
     return parser

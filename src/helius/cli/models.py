@@ -8,6 +8,7 @@ import math
 from pathlib import Path
 
 from helius.cli.common import add_config_options, command, config_from
+from helius.errors import ConfigError
 
 
 def add_commands(commands) -> None:
@@ -23,6 +24,15 @@ def add_commands(commands) -> None:
     )
     train.add_argument(
         "--device", default=None, help="override train.device: auto, cpu, cuda, cuda:N, mps"
+    )
+    train.add_argument(
+        "--train_prior_only",
+        "--train-prior-only",
+        action="store_true",
+        help="train the latent prior on --vae_ckpt's latents instead (as helius train-prior)",
+    )
+    train.add_argument(
+        "--vae_ckpt", "--vae-ckpt", type=Path, default=None, help="VAE for --train_prior_only"
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -54,6 +64,12 @@ def add_commands(commands) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    if args.train_prior_only:
+        from helius.cli.generate import run_train_prior
+
+        if args.vae_ckpt is None:
+            raise ConfigError("--train_prior_only needs --vae_ckpt (a trained wave VAE)")
+        return run_train_prior(args)
     from helius.train.trainer import fit
     from helius.train.vae_task import VAETask
 
@@ -81,7 +97,7 @@ def _run_train(args: argparse.Namespace) -> int:
     if result.out_of_time:
         print(f"stopped at the time budget (train.max_minutes={config.train.max_minutes:g})")
     if result.interrupted:
-        print(f"interrupted: saved {result.checkpoint_dir / 'last.pt'}; continue with --resume")
+        print(f"interrupted: saved {result.last_path}; continue with --resume")
     return 0
 
 

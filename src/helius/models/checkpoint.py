@@ -92,3 +92,37 @@ def rotate(folder: Path, pattern: str, keep: int) -> None:
 
     for old in sorted(folder.glob(pattern), key=number)[:-keep]:
         old.unlink(missing_ok=True)
+
+
+def load_prior(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, HeliusConfig]:
+    """Rebuild a trained latent prior (eval mode) from its checkpoint alone."""
+    from helius.models.prior import build_prior
+
+    payload = load_checkpoint(path, kind="prior", map_location=map_location)
+    config = checkpoint_config(payload, path)
+    prior = build_prior(config.prior, config.model.latent_dim)
+    try:
+        prior.load_state_dict(payload["model"])
+    except RuntimeError as error:
+        raise CheckpointError(
+            f"{path}: weights do not fit the {config.prior.kind} prior in its config "
+            f"({str(error).splitlines()[0][:200]})"
+        ) from None
+    return prior.to(map_location).eval(), config
+
+
+def check_pair(vae_config: HeliusConfig, prior_config: HeliusConfig, prior_path) -> None:
+    """A prior only fits the VAE whose latents it learned: same latent size and frame rate."""
+    vae_model, prior_model = vae_config.model, prior_config.model
+    if (
+        vae_model.latent_dim != prior_model.latent_dim
+        or vae_model.model_dump() != prior_model.model_dump()
+        or vae_config.data.sample_rate != prior_config.data.sample_rate
+    ):
+        raise CheckpointError(
+            f"{prior_path} was trained on the latents of a different VAE (latent_dim "
+            f"{prior_model.latent_dim}, {prior_config.data.sample_rate} Hz); train a prior for "
+            "this VAE with `helius train-prior --vae_ckpt ...`"
+        )

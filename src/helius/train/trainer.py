@@ -28,15 +28,23 @@ from helius.errors import DataError, TrainingError
 from helius.models.checkpoint import load_checkpoint, rotate, save_checkpoint
 from helius.train.logging import TrainLogger
 from helius.train.optim import EMA, build_optimizer, build_scheduler, scale_learning_rate
-from helius.train.runtime import Runtime, rng_state, seed_everything, set_rng_state, start_runtime
+from helius.train.runtime import (
+    Runtime,
+    rng_state,
+    seed_everything,
+    set_rng_state,
+    start_runtime,
+    stop_runtime,
+)
 
 VALIDATION_SEED = 1234  # validation draws its own randomness, never the training stream's
 MAX_RECOVERIES = 3  # reloads with a halved LR before a diverging run stops with an error
 
 
 class Task(Protocol):
-    name: str  # checkpoint prefix: <name>_epoch{N}.pt
+    name: str  # epoch checkpoints are <name>_epoch{N}.pt
     kind: str  # checkpoint kind checked on load
+    # Optional `checkpoint_prefix` (default ""): <prefix>last.pt and <prefix>best.pt.
 
     def build_model(self) -> nn.Module: ...
     def datasets(self) -> tuple[Dataset, Dataset | None]: ...
@@ -63,6 +71,7 @@ class FitResult:
     audio_seconds: float = 0.0
     elapsed_seconds: float = 0.0
     checkpoint_dir: Path | None = None
+    last_path: Path | None = None
 
 
 @dataclass
@@ -82,6 +91,9 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     model = task.build_model().to(runtime.device)
     train_set, val_set = task.datasets()
     checkpoint_dir = Path(train_config.checkpoint_dir)
+    # Tasks sharing a folder keep their own last/best files (prior_last.pt beside last.pt).
+    prefix = getattr(task, "checkpoint_prefix", "")
+    last_path = checkpoint_dir / f"{prefix}last.pt"
     # The sampler pads every rank to ceil(size / world_size) items; the loader drops the rest.
     batches_per_epoch = -(-len(train_set) // runtime.world_size) // train_config.batch_size
     if batches_per_epoch == 0:
@@ -98,7 +110,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     ema = EMA(model, train_config.ema_decay) if train_config.ema_decay else None
     state = _State()
     if resume:
-        _restore(checkpoint_dir / "last.pt", task, model, optimizer, scheduler, ema, state)
+        _restore(last_path, task, model, optimizer, scheduler, ema, state)
     else:
         # Ranks draw different noise; model init above used the shared seed.
         seed_everything(train_config.seed + 7919 * runtime.rank)
@@ -125,7 +137,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
         generator=torch.Generator().manual_seed(train_config.seed),
     )
     logger = TrainLogger(Path(train_config.log_dir), enabled=runtime.is_main)
-    result = FitResult(model, checkpoint_dir=checkpoint_dir)
+    result = FitResult(model, checkpoint_dir=checkpoint_dir, last_path=last_path)
     autocast = _autocast(runtime.device, train_config.amp)
     stop = _StopFlag()
     bar = progress.bar(
@@ -137,6 +149,9 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     )
     started = time.perf_counter()
     consecutive_bad = 0
+    # stop.requested as every rank agreed on it after the last step (see _any_rank). A signal
+    # reaches each rank at its own moment; the loop must only ever look at this agreed value.
+    stopping = False
 
     def validate(counts: bool) -> None:
         """Validate on rank 0; with `counts`, every rank learns the score (same LR, same stop)."""
@@ -151,7 +166,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
             logger.scalars({f"val/{k}": v for k, v in metrics.items() if _is_number(v)}, state.step)
             if score < state.best_score:
                 _save(
-                    checkpoint_dir / "best.pt",
+                    checkpoint_dir / f"{prefix}best.pt",
                     config,
                     task,
                     model,
@@ -174,7 +189,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     with stop.installed():
         while (
             state.step < total_steps
-            and not stop.requested
+            and not stopping
             and not result.stopped_early
             and not result.out_of_time
         ):
@@ -218,10 +233,8 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                     consecutive_bad += 1
                     if consecutive_bad >= train_config.max_nonfinite_steps:
                         if result.recoveries >= MAX_RECOVERIES:
-                            _give_up(checkpoint_dir, state.step, result)
-                        _recover(
-                            checkpoint_dir / "last.pt", model, optimizer, scheduler, good_state
-                        )
+                            _give_up(last_path, state.step, result)
+                        _recover(last_path, model, optimizer, scheduler, good_state)
                         result.recoveries += 1
                         consecutive_bad = 0
                         logger.text(
@@ -263,9 +276,12 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                     train_config.max_minutes
                 ):
                     result.out_of_time = True
+                # Under DDP a rank that stopped alone would leave the others waiting forever in
+                # the next all-reduce (and, if it was not rank 0, nothing would be saved).
+                stopping = _any_rank(stop.requested, runtime)
                 if (
                     state.step >= total_steps
-                    or stop.requested
+                    or stopping
                     or result.stopped_early
                     or result.out_of_time
                 ):
@@ -288,7 +304,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                     )
                     rotate(checkpoint_dir, f"{task.name}_epoch*.pt", train_config.keep_last)
                     _save(
-                        checkpoint_dir / "last.pt",
+                        last_path,
                         config,
                         task,
                         model,
@@ -304,7 +320,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
         validate(counts=False)
     if runtime.is_main:
         _save(
-            checkpoint_dir / "last.pt",
+            last_path,
             config,
             task,
             model,
@@ -315,7 +331,10 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
             result.last_validation,
         )
     logger.close()
-    result.interrupted = stop.requested
+    # No collective follows: leave the process group this fit joined, as torch asks (NCCL warns
+    # at exit otherwise). Not on errors: there torchrun tears the other ranks down anyway.
+    stop_runtime(runtime)
+    result.interrupted = stopping or stop.requested
     result.step, result.epoch, result.best_score = state.step, state.epoch, state.best_score
     result.elapsed_seconds = time.perf_counter() - started
     if ema:
@@ -367,6 +386,15 @@ def _elapsed_minutes(started: float, runtime: Runtime) -> float:
     return float(value)
 
 
+def _any_rank(flag: bool, runtime: Runtime) -> bool:
+    """True on every rank when `flag` is True on any rank."""
+    if not runtime.distributed:
+        return flag
+    value = torch.tensor([float(flag)], device=runtime.device)
+    torch.distributed.all_reduce(value, op=torch.distributed.ReduceOp.MAX)
+    return bool(value)
+
+
 def _broadcast_score(score: float, runtime: Runtime) -> float:
     if not runtime.distributed:
         return score
@@ -391,11 +419,11 @@ def _recover(path: Path, model, optimizer, scheduler, good_state: dict[str, Any]
     scale_learning_rate(optimizer, scheduler, 0.5)
 
 
-def _give_up(checkpoint_dir: Path, step: int, result: FitResult) -> None:
+def _give_up(last_path: Path, step: int, result: FitResult) -> None:
     raise TrainingError(
         f"the loss stayed non-finite at step {step} after {result.recoveries} recoveries "
         f"(each reloaded the last good state and halved the learning rate); "
-        f"{checkpoint_dir / 'last.pt'} holds the last good state. Lower train.learning_rate, "
+        f"{last_path} holds the last good state. Lower train.learning_rate, "
         "set train.grad_clip, or look for broken audio in the data"
     )
 

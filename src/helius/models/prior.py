@@ -1,0 +1,237 @@
+"""Latent priors: autoregressive models of the VAE's latent sequences (GRU or Transformer).
+
+Each latent dimension is standardised with statistics of the training latents, then cut into
+`bins` equal-probability bins of the standard normal (RAVE's quantized-normal idea). Given
+the past frames, the prior predicts a categorical distribution over the bins of every
+dimension of the next frame (dimensions independent given the past), so sampling at a
+temperature gives varied yet coherent sequences, and the validation score is an honest
+negative log-likelihood in nats per frame.
+
+Both priors share one interface that carries state, so training can run long sequences in
+chunks (state detached between chunks) and generation runs one frame at a time:
+    logits, state = prior(frames, state)      frames (B, T, D) standardised; logits (B, T, D, bins)
+The GRU's state is its hidden tensor; the Transformer's is a key/value cache (rotary position
+embeddings, so a sliding window of `context_frames` keeps working for any length).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helius.config import PriorConfig
+
+PriorState = Any  # GRU: Tensor (layers, B, H); Transformer: list of (keys, values) + offset
+
+
+class QuantizedNormal:
+    """Equal-probability bins of N(0, 1): bin k holds the values with CDF in [k/K, (k+1)/K)."""
+
+    def __init__(self, bins: int) -> None:
+        self.bins = bins
+        quantiles = torch.arange(1, bins, dtype=torch.float64) / bins
+        self.edges = (math.sqrt(2.0) * torch.erfinv(2 * quantiles - 1)).float()
+
+    def to_bins(self, values: torch.Tensor) -> torch.Tensor:
+        return torch.bucketize(values, self.edges.to(values.device))
+
+    def from_bins(self, bins: torch.Tensor, generator: torch.Generator | None = None):
+        """A value drawn uniformly in probability inside each bin (so its law is N(0, 1))."""
+        position = torch.rand(bins.shape, generator=generator, device=bins.device)
+        # Keep away from 0 and 1, where the inverse CDF is infinite.
+        quantile = ((bins.float() + position) / self.bins).clamp(1e-4, 1 - 1e-4)
+        return math.sqrt(2.0) * torch.erfinv(2 * quantile - 1)
+
+
+class LatentPrior(nn.Module):
+    """The shared part: standardisation, bins, input projection, output head and sampling."""
+
+    def __init__(self, config: PriorConfig, latent_dim: int) -> None:
+        super().__init__()
+        self.config = config
+        self.latent_dim = latent_dim
+        self.bins = config.bins
+        self.quantizer = QuantizedNormal(config.bins)
+        self.register_buffer("latent_mean", torch.zeros(latent_dim))
+        self.register_buffer("latent_std", torch.ones(latent_dim))
+        self.input = nn.Linear(latent_dim, config.hidden_size)
+        self.head = nn.Linear(config.hidden_size, latent_dim * config.bins)
+
+    # ---- data space <-> model space --------------------------------------------------------
+
+    @torch.no_grad()
+    def set_statistics(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        """Per-dimension mean and std of the training latents (std floored to stay finite)."""
+        self.latent_mean.copy_(mean)
+        self.latent_std.copy_(std.clamp(min=1e-3))
+
+    def standardise(self, latents: torch.Tensor) -> torch.Tensor:
+        """VAE latents (B, D, T) -> standardised frames (B, T, D)."""
+        return ((latents.transpose(1, 2) - self.latent_mean) / self.latent_std).contiguous()
+
+    def restore(self, frames: torch.Tensor) -> torch.Tensor:
+        """Standardised frames (B, T, D) -> VAE latents (B, D, T)."""
+        return (frames * self.latent_std + self.latent_mean).transpose(1, 2).contiguous()
+
+    # ---- the model -------------------------------------------------------------------------
+
+    def core(self, hidden: torch.Tensor, state: PriorState) -> tuple[torch.Tensor, PriorState]:
+        raise NotImplementedError
+
+    def forward(
+        self, frames: torch.Tensor, state: PriorState = None, targets: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, PriorState]:
+        """Standardised frames (B, T, D) -> next-frame logits (B, T, D, bins) and new state.
+
+        With `targets` (the frames that follow, (B, T, D)) it returns their mean negative
+        log-likelihood in nats per frame instead of the logits: training goes through forward
+        so that DDP sees every call.
+        """
+        hidden, state = self.core(self.input(frames), state)
+        logits = self.head(hidden)
+        logits = logits.view(*logits.shape[:-1], self.latent_dim, self.bins)
+        if targets is None:
+            return logits, state
+        return self.nll_of(logits, targets), state
+
+    def nll_of(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Mean NLL (nats per frame, summed over dimensions) of targets (B, T, D)."""
+        target_bins = self.quantizer.to_bins(targets.contiguous())
+        per_value = F.cross_entropy(
+            logits.reshape(-1, self.bins), target_bins.reshape(-1), reduction="none"
+        )
+        return per_value.view(targets.shape).sum(-1).mean()
+
+    def sample(
+        self,
+        logits: torch.Tensor,
+        temperature: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
+        """Standardised values (..., D) drawn from logits (..., D, bins) at a temperature.
+
+        Temperature 0 takes the most likely bin's centre (deterministic).
+        """
+        if temperature <= 0:
+            bins = logits.argmax(-1)
+            centre = ((bins.float() + 0.5) / self.bins).clamp(1e-4, 1 - 1e-4)
+            return math.sqrt(2.0) * torch.erfinv(2 * centre - 1)
+        probs = torch.softmax(logits.float() / temperature, dim=-1)
+        flat = probs.reshape(-1, self.bins)
+        bins = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
+        return self.quantizer.from_bins(bins, generator)
+
+    def detach_state(self, state: PriorState) -> PriorState:
+        raise NotImplementedError
+
+
+class GRUPrior(LatentPrior):
+    """A multi-layer GRU over standardised latent frames (the seed's prior)."""
+
+    def __init__(self, config: PriorConfig, latent_dim: int) -> None:
+        super().__init__(config, latent_dim)
+        self.gru = nn.GRU(
+            config.hidden_size,
+            config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+
+    def core(self, hidden: torch.Tensor, state: PriorState) -> tuple[torch.Tensor, PriorState]:
+        return self.gru(hidden, state)
+
+    def detach_state(self, state: PriorState) -> PriorState:
+        return None if state is None else state.detach()
+
+
+class TransformerPrior(LatentPrior):
+    """A causal Transformer with rotary positions and a sliding key/value cache."""
+
+    def __init__(self, config: PriorConfig, latent_dim: int) -> None:
+        super().__init__(config, latent_dim)
+        if config.hidden_size % (2 * config.heads):
+            raise ValueError(
+                f"prior.hidden_size ({config.hidden_size}) must be a multiple of "
+                f"2 x prior.heads ({config.heads}) for rotary embeddings"
+            )
+        self.blocks = nn.ModuleList(
+            _Block(config.hidden_size, config.heads, config.dropout)
+            for _ in range(config.num_layers)
+        )
+        self.norm = nn.LayerNorm(config.hidden_size)
+        self.context_frames = config.context_frames
+
+    def core(self, hidden: torch.Tensor, state: PriorState) -> tuple[torch.Tensor, PriorState]:
+        caches, offset = state if state is not None else ([None] * len(self.blocks), 0)
+        new_caches = []
+        for block, cache in zip(self.blocks, caches, strict=True):
+            hidden, cache = block(hidden, cache, offset, self.context_frames)
+            new_caches.append(cache)
+        return self.norm(hidden), (new_caches, offset + hidden.shape[1])
+
+    def detach_state(self, state: PriorState) -> PriorState:
+        if state is None:
+            return None
+        caches, offset = state
+        return [(k.detach(), v.detach()) for k, v in caches], offset
+
+
+class _Block(nn.Module):
+    """Pre-norm self-attention (rotary, causal, with a cache) and a 4x MLP."""
+
+    def __init__(self, width: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads = heads
+        self.attention_norm = nn.LayerNorm(width)
+        self.qkv = nn.Linear(width, 3 * width)
+        self.out = nn.Linear(width, width)
+        self.mlp_norm = nn.LayerNorm(width)
+        self.mlp = nn.Sequential(
+            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
+        )
+        self.dropout = nn.Dropout(dropout)
+
+    def forward(self, x, cache, offset: int, context_frames: int):
+        batch, frames, width = x.shape
+        q, k, v = self.qkv(self.attention_norm(x)).chunk(3, dim=-1)
+        q, k, v = (t.view(batch, frames, self.heads, -1).transpose(1, 2) for t in (q, k, v))
+        positions = torch.arange(offset, offset + frames, device=x.device)
+        q, k = _rotate(q, positions), _rotate(k, positions)
+        past = 0
+        if cache is not None:
+            past = cache[0].shape[2]
+            k = torch.cat([cache[0], k], dim=2)
+            v = torch.cat([cache[1], v], dim=2)
+        # Query i (absolute offset + i) sees keys up to itself and at most context_frames back.
+        query_pos = torch.arange(frames, device=x.device)[:, None] + past
+        key_pos = torch.arange(k.shape[2], device=x.device)[None, :]
+        mask = (key_pos <= query_pos) & (key_pos > query_pos - context_frames)
+        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        x = x + self.dropout(self.out(attended.transpose(1, 2).reshape(batch, frames, width)))
+        x = x + self.dropout(self.mlp(self.mlp_norm(x)))
+        keep = context_frames - 1  # the next query needs at most this many past keys
+        return x, (k[:, :, -keep:], v[:, :, -keep:])
+
+
+def _rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Rotary position embedding of (B, heads, T, head_dim) at absolute `positions` (T,)."""
+    half = x.shape[-1] // 2
+    frequencies = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
+    angles = positions.float()[:, None] * frequencies[None, :]
+    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
+    first, second = x[..., :half], x[..., half:]
+    return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
+
+
+def build_prior(config: PriorConfig, latent_dim: int) -> LatentPrior:
+    """The prior that `config.kind` names, for latents of `latent_dim` dimensions."""
+    if config.kind == "gru":
+        return GRUPrior(config, latent_dim)
+    if config.kind == "transformer":
+        return TransformerPrior(config, latent_dim)
+    raise ValueError(f"unknown prior kind {config.kind!r}")
