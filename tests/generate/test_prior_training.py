@@ -18,7 +18,7 @@ from helius.train.prior_task import LatentWindows
 
 def test_consecutive_segments_of_a_file_form_one_run():
     paths = [Path(p) for p in ("a/00000.wav", "b/00000.wav", "a/00001.wav", "a/00003.wav")]
-    runs = contiguous_runs(paths + [Path("loose.wav")])
+    runs = contiguous_runs([*paths, Path("loose.wav")])
     assert [[p.as_posix() for p in run] for run in runs] == [
         ["a/00000.wav", "a/00001.wav"],
         ["a/00003.wav"],
@@ -28,7 +28,7 @@ def test_consecutive_segments_of_a_file_form_one_run():
 
 
 def test_runs_are_encoded_as_one_continuous_signal(trained_pair):
-    vae, config = load_vae(trained_pair / "checkpoints" / "last.pt")
+    vae, _config = load_vae(trained_pair / "checkpoints" / "last.pt")
     index = trained_pair / "data" / "train_index.txt"
     latents = load_or_encode(
         vae, trained_pair / "checkpoints" / "last.pt", index, index, 16000, 1, trained_pair / "c"

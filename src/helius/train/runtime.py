@@ -78,6 +78,9 @@ class Runtime:
     device: torch.device
     rank: int = 0
     world_size: int = 1
+    # True when start_runtime joined the process group (rather than finding one already set up
+    # by the caller), so stop_runtime leaves only a group that this runtime started.
+    owns_process_group: bool = False
 
     @property
     def is_main(self) -> bool:
@@ -98,11 +101,13 @@ def start_runtime(requested_device: str = "auto") -> Runtime:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    if not dist.is_initialized():
+    owns = not dist.is_initialized()
+    if owns:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Runtime(device, rank, world_size)
+    return Runtime(device, rank, world_size, owns)
 
 
 def stop_runtime(runtime: Runtime) -> None:
-    if runtime.distributed and dist.is_initialized():
+    """Leave the process group that start_runtime joined (NCCL warns at exit otherwise)."""
+    if runtime.owns_process_group and dist.is_initialized():
         dist.destroy_process_group()
