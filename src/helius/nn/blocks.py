@@ -53,7 +53,9 @@ class Snake(nn.Module):
         self.log_alpha = nn.Parameter(torch.zeros(1, channels, 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if torch.jit.is_scripting() or not (x.requires_grad or self.log_alpha.requires_grad):
+        if torch.jit.is_scripting() or not (
+            torch.is_grad_enabled() and (x.requires_grad or self.log_alpha.requires_grad)
+        ):
             alpha = self.log_alpha.exp()
             sine = torch.sin(alpha * x)
             return torch.addcmul(x, sine * sine, alpha.reciprocal())

@@ -32,6 +32,7 @@ class Streamable:
     """Mixin for layers that keep state between calls when streaming (per instance)."""
 
     streaming_enabled: bool = False
+    _matrix: torch.Tensor | None = None  # weights reshaped for streaming (see forward)
     # Future input samples one output needs; streaming is exact only when this is 0.
     lookahead_samples: int = 0
     _stream_cache: torch.Tensor | None = None
@@ -43,6 +44,7 @@ class Streamable:
                 "(non-causal padding) and cannot stream exactly; build it with causal=True"
             )
         self.streaming_enabled = enabled
+        self._matrix = None  # weights may have changed since the last stream
         self.reset_streaming_state()
 
     def reset_streaming_state(self) -> None:
@@ -160,10 +162,21 @@ class CachedConv1d(nn.Conv1d, InputCache):
         window = dilation * (kernel_size - 1) + 1
         self._setup_input_cache(window, stride, causal, type(self).__name__)
 
+    def _streaming_matrix(self) -> torch.Tensor:
+        """weight as (C_out, K * C_in) for the matmul path; rebuilt when streaming restarts."""
+        if self._matrix is None:
+            out_channels = self.weight.shape[0]
+            self._matrix = self.weight.detach().permute(0, 2, 1).reshape(out_channels, -1)
+        return self._matrix
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         windowed = self._window_input(x)
         if windowed is None:
             return x.new_zeros(x.shape[0], self.out_channels, 0)
+        if self.streaming_enabled and self.groups == 1:
+            return _conv1d_by_matmul(
+                windowed, self._streaming_matrix(), self.bias, self.stride[0], self.dilation[0]
+            )
         return F.conv1d(
             windowed, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
         )
@@ -191,16 +204,60 @@ class CachedConvTranspose1d(nn.ConvTranspose1d, OutputOverlap):
         self.causal = causal
         self._setup_output_overlap(kernel_size, stride, causal, type(self).__name__)
 
+    def _streaming_matrix(self) -> torch.Tensor:
+        """weight as (C_out * K, C_in) for the matmul path; rebuilt when streaming restarts."""
+        if self._matrix is None:
+            in_channels = self.weight.shape[0]
+            self._matrix = self.weight.detach().reshape(in_channels, -1).t().contiguous()
+        return self._matrix
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         frames = x.shape[-1]
         if frames == 0:
             return x.new_zeros(x.shape[0], self.out_channels, 0)
         # Bias is added after the overlap-add, otherwise overlapping samples would get it twice.
-        full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
+        if self.streaming_enabled and self.groups == 1:
+            full = _conv_transpose1d_by_matmul(
+                x, self._streaming_matrix(), self.stride[0], self.kernel_size[0]
+            )
+        else:
+            full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
         out = self._overlap_output(full, frames)
         if self.bias is not None:
             out = out + self.bias[:, None]
         return out
+
+
+# Streaming calls see a few frames at a time. For such short inputs PyTorch's CPU convolution
+# falls back to per-channel loops (slow_conv_dilated2d, slow_conv_transpose2d) that cost ~10x
+# the arithmetic; one matrix product over stacked shifted views does the same sums quickly.
+
+
+def _conv1d_by_matmul(
+    x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor | None, stride: int, dilation: int
+) -> torch.Tensor:
+    """conv1d without padding of x (B, C_in, L) by a (C_out, K * C_in) weight matrix."""
+    kernel = matrix.shape[1] // x.shape[1]
+    frames = (x.shape[-1] - dilation * (kernel - 1) - 1) // stride + 1
+    end = (frames - 1) * stride + 1
+    taps = [x[..., j * dilation : j * dilation + end : stride] for j in range(kernel)]
+    stacked = torch.cat(taps, dim=1) if kernel > 1 else taps[0]  # (B, K * C_in, frames)
+    out = torch.matmul(matrix, stacked)
+    return out if bias is None else out + bias[:, None]
+
+
+def _conv_transpose1d_by_matmul(
+    x: torch.Tensor, matrix: torch.Tensor, stride: int, kernel: int
+) -> torch.Tensor:
+    """conv_transpose1d without padding or bias of x (B, C_in, T) by a (C_out * K, C_in)
+    weight matrix."""
+    batch, _, frames = x.shape
+    out_channels = matrix.shape[0] // kernel
+    # Every input frame spreads W^T x_t over K output samples; fold overlap-adds them.
+    columns = torch.matmul(matrix, x)
+    length = (frames - 1) * stride + kernel
+    folded = F.fold(columns, (1, length), kernel_size=(1, kernel), stride=(1, stride))
+    return folded.view(batch, out_channels, length)
 
 
 def _check_same_stream(cache: torch.Tensor, x: torch.Tensor) -> None:

@@ -1,0 +1,290 @@
+"""TorchScript twins of the streaming layers, built from trained ones for export (inference only).
+
+The training layers (`streaming.py`) keep their state in Python attributes behind a mixin,
+which TorchScript cannot compile. A twin holds the same weights and keeps its state in a
+registered buffer of fixed size, which is possible because an exported model is only ever fed
+whole multiples of its hop: then a causal `CachedConv1d` with window w and stride s always
+carries exactly w - s input samples into the next call (its zero left padding at the start),
+and a `CachedConvTranspose1d` with kernel k always carries a k - s sample output tail. Fed
+the same chunks, a twin returns exactly what its original returns in streaming mode.
+
+Every twin has `forward` and an exported `reset()` (zeroing its state, i.e. the next call
+starts a new signal); `StreamSequential` chains twins and resets them all. The state is built
+for one batch size; a call with another batch size starts a new stream at that size.
+
+`scriptable_twin(module, batch_size)` converts a trained layer or block; non-causal layers
+raise ConfigError, since their output needs input that has not arrived yet.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helius.errors import ConfigError
+from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, Snake, UpStage
+from helius.nn.pqmf import PQMF
+from helius.nn.streaming import CachedConv1d, CachedConvTranspose1d, Streamable
+
+
+def _frozen(tensor: torch.Tensor) -> nn.Parameter:
+    return nn.Parameter(tensor.detach().clone(), requires_grad=False)
+
+
+class StreamConv1d(nn.Module):
+    """A padding-free conv1d that prepends the last `window - stride` input samples it saw."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: int,
+        dilation: int,
+        groups: int,
+        batch_size: int,
+    ) -> None:
+        super().__init__()
+        self.weight = _frozen(weight)
+        self.bias = None if bias is None else _frozen(bias)
+        self.stride = stride
+        self.dilation = dilation
+        self.groups = groups
+        window = dilation * (weight.shape[-1] - 1) + 1
+        in_channels = weight.shape[1] * groups
+        self.register_buffer("cache", torch.zeros(batch_size, in_channels, window - stride))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.size(0) != self.cache.size(0):
+            self.cache = x.new_zeros(x.size(0), self.cache.size(1), self.cache.size(2))
+        buffer = torch.cat([self.cache, x], dim=-1)
+        self.cache = buffer[:, :, buffer.size(-1) - self.cache.size(-1) :]
+        return F.conv1d(buffer, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.cache.zero_()
+
+
+class StreamConvTranspose1d(nn.Module):
+    """A transposed conv1d that adds the `kernel - stride` sample tail of its last output."""
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        stride: int,
+        groups: int,
+        batch_size: int,
+    ) -> None:
+        super().__init__()
+        self.weight = _frozen(weight)
+        self.bias = None if bias is None else _frozen(bias)
+        self.stride = stride
+        self.groups = groups
+        out_channels = weight.shape[1] * groups
+        overlap = weight.shape[-1] - stride
+        self.register_buffer("cache", torch.zeros(batch_size, out_channels, overlap))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.size(0) != self.cache.size(0):
+            self.cache = x.new_zeros(x.size(0), self.cache.size(1), self.cache.size(2))
+        length = x.size(-1) * self.stride
+        overlap = self.cache.size(-1)
+        full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
+        full = torch.cat([full[:, :, :overlap] + self.cache, full[:, :, overlap:]], dim=-1)
+        self.cache = full[:, :, length:]
+        out = full[:, :, :length]
+        bias = self.bias
+        if bias is not None:
+            out = out + bias[:, None]
+        return out
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.cache.zero_()
+
+
+class StreamSequential(nn.Module):
+    """Twins applied in order; `reset` resets every one."""
+
+    def __init__(self, layers: list[nn.Module]) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for layer in self.layers:
+            x = layer(x)
+        return x
+
+    @torch.jit.export
+    def reset(self) -> None:
+        for layer in self.layers:
+            layer.reset()
+
+
+class StreamResidual(nn.Module):
+    """x + branch(x) (the residual unit; its causal branch needs no delay on the skip)."""
+
+    def __init__(self, branch: StreamSequential) -> None:
+        super().__init__()
+        self.branch = branch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.branch(x)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.branch.reset()
+
+
+class StreamSnake(nn.Module):
+    """Snake, x + sin^2(alpha x) / alpha, in the same arithmetic as `blocks.Snake`."""
+
+    def __init__(self, snake: Snake) -> None:
+        super().__init__()
+        self.log_alpha = _frozen(snake.log_alpha)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        alpha = self.log_alpha.exp()
+        sine = torch.sin(alpha * x)
+        return torch.addcmul(x, sine * sine, alpha.reciprocal())
+
+    @torch.jit.export
+    def reset(self) -> None:
+        pass
+
+
+class Stateless(nn.Module):
+    """A stateless layer (LeakyReLU, ELU, ...) with the twins' `reset`."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer(x)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        pass
+
+
+class StreamNoise(nn.Module):
+    """The filtered-noise branch: fresh noise each call, so its output is random by design."""
+
+    def __init__(self, noise: FilteredNoise, batch_size: int) -> None:
+        super().__init__()
+        self.gain = scriptable_twin(noise.gain, batch_size)
+        self.filter_taps = _frozen(noise.filter_taps)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        gain = torch.sigmoid(self.gain(features))
+        frames = gain.size(-1)
+        taps = self.filter_taps.size(-1)
+        noise = torch.randn(
+            gain.size(0), gain.size(1), frames + taps - 1, dtype=gain.dtype, device=gain.device
+        )
+        shaped = self.filter_taps[:, 0, None] * noise[:, :, :frames]
+        for tap in range(1, taps):
+            shaped = shaped + self.filter_taps[:, tap, None] * noise[:, :, tap : tap + frames]
+        return gain * shaped
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.gain.reset()
+
+
+class StreamAnalysis(nn.Module):
+    """PQMF analysis: (B, C, T) -> (B, C * bands, T / bands); T a multiple of bands."""
+
+    def __init__(self, pqmf: PQMF, batch_size: int) -> None:
+        super().__init__()
+        require_causal(pqmf)
+        self.bands = pqmf.bands
+        analysis = pqmf._analysis
+        weight = analysis.weight if analysis is not None else torch.ones(1, 1, 1)
+        self.conv = StreamConv1d(weight, None, self.bands, 1, 1, batch_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.bands == 1:
+            return x
+        batch, channels, samples = x.size(0), x.size(1), x.size(2)
+        bands = self.conv(x.reshape(batch * channels, 1, samples))
+        return bands.reshape(batch, channels * self.bands, -1)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.conv.reset()
+
+
+class StreamSynthesis(nn.Module):
+    """PQMF synthesis: (B, C * bands, F) -> (B, C, F * bands), in polyphase form."""
+
+    def __init__(self, pqmf: PQMF, batch_size: int) -> None:
+        super().__init__()
+        require_causal(pqmf)
+        self.bands = pqmf.bands
+        synthesis = pqmf._synthesis
+        weight = synthesis.weight if synthesis is not None else torch.ones(1, 1, 1)
+        self.conv = StreamConv1d(weight, None, 1, 1, 1, batch_size)
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        if self.bands == 1:
+            return y
+        batch, rows, frames = y.size(0), y.size(1), y.size(2)
+        groups = batch * rows // self.bands
+        phases = self.conv(y.reshape(groups, self.bands, frames))
+        return phases.transpose(1, 2).reshape(batch, rows // self.bands, -1)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.conv.reset()
+
+
+def require_causal(module: nn.Module) -> None:
+    """Raise ConfigError if any streaming layer inside `module` looks ahead."""
+    for layer in module.modules():
+        if isinstance(layer, Streamable) and layer.lookahead_samples > 0:
+            raise ConfigError(
+                f"{type(layer).__name__} looks {layer.lookahead_samples} samples ahead "
+                "(non-causal padding) and cannot stream; train with model.wave.causal: true"
+            )
+
+
+def scriptable_twin(module: nn.Module, batch_size: int = 1) -> nn.Module:
+    """The TorchScript twin of a trained streaming layer or block (weights copied).
+
+    Raises ConfigError for a non-causal layer and TypeError for a layer with no twin yet.
+    """
+    require_causal(module)
+    if isinstance(module, CachedConv1d):
+        return StreamConv1d(
+            module.weight,
+            module.bias,
+            module.stride[0],
+            module.dilation[0],
+            module.groups,
+            batch_size,
+        )
+    if isinstance(module, CachedConvTranspose1d):
+        return StreamConvTranspose1d(
+            module.weight, module.bias, module.stride[0], module.groups, batch_size
+        )
+    if isinstance(module, Snake):
+        return StreamSnake(module)
+    if isinstance(module, nn.LeakyReLU | nn.ELU | nn.Identity):
+        return Stateless(module)
+    if isinstance(module, ResidualUnit):
+        return StreamResidual(scriptable_twin(module.block, batch_size))
+    if isinstance(module, DownStage):
+        parts = [module.units, module.activation, module.down]
+        return StreamSequential([scriptable_twin(part, batch_size) for part in parts])
+    if isinstance(module, UpStage):
+        parts = [module.activation, module.up, module.units]
+        return StreamSequential([scriptable_twin(part, batch_size) for part in parts])
+    if isinstance(module, nn.Sequential):
+        return StreamSequential([scriptable_twin(layer, batch_size) for layer in module])
+    if isinstance(module, FilteredNoise):
+        return StreamNoise(module, batch_size)
+    raise TypeError(f"no TorchScript twin for {type(module).__name__}; add one to scriptable.py")
