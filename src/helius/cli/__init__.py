@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from helius import __version__, progress
-from helius.cli import data, generate, models
+from helius.cli import data, export, generate, live, models
 from helius.errors import HeliusError
 
 
@@ -43,4 +43,6 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_commands(commands)
     models.add_commands(commands)
     generate.add_commands(commands)
+    export.add_commands(commands)
+    live.add_commands(commands)
     return parser

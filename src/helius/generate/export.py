@@ -1,0 +1,340 @@
+"""Export a trained causal wave VAE (and optionally its prior) as a streaming TorchScript file.
+
+The file loads with `torch.jit.load` alone (no Helius needed) and follows the interface that
+nn~ (acids-ircam's Max/MSP and PureData external) and other RAVE-style hosts discover:
+
+    encode(x: (B, C, n)) -> (B, D, n / hop)        audio to posterior means (mu)
+    decode(z: (B, D, m)) -> (B, C, m * hop)        latents to audio
+    forward(x: (B, C, n)) -> (B, C, n)             decode(encode(x))
+    prior(z: (B, D, m), temperature=None) -> (B, D, m)   only when exported with a prior:
+        frame t of the output is sampled after input frames 0..t (the frame that follows)
+    reset()                                        forget all streaming state
+    get_methods() -> ["forward", "encode", "decode"(, "prior")]
+    get_attributes() -> ["temperature"] with a prior (get_temperature, set_temperature), else []
+
+Every method is stateful: each call continues the signal of the previous call, so n must be a
+whole multiple of `hop_samples` and m at least one frame. Chunked calls give exactly what the
+Python model gives in streaming mode on the same chunks. The state lives in fixed-size buffers
+for the export's batch size; a call with another batch size starts a new stream. encode,
+decode and forward share one encoder/decoder state, as in RAVE exports: a host should load one
+instance per method it runs (nn~ does). With the noise branch on, decode adds fresh noise on
+each call from the global torch generator, drawn exactly as the Python model draws it: under
+the same `torch.manual_seed` both agree, otherwise they differ by the noise realisation.
+
+Discovery follows nn~'s backend: it calls `get_methods()` (falling back to every method with a
+`<method>_params` attribute), reads `<method>_params` to size its buffers, and lists settable
+attributes with `get_attributes()`, each with `<name>_params` type codes and get_/set_<name>.
+Before writing, `export_model` streams random audio through the scripted module and the Python
+model and refuses to write a file that disagrees.
+
+Metadata a host reads:
+    <method>_params buffer: tensor([in_channels, in_ratio, out_channels, out_ratio]);
+        encode [C, 1, D, hop], decode [D, hop, C, 1], forward [C, 1, C, 1], prior [D, hop, D, hop]
+    <method>_input_labels, <method>_output_labels: one label per channel
+    temperature_params: tensor([2]) (one float; nn~'s type code), with a prior
+    sampling_rate, channels, latent_dim, hop_samples, latency_samples, output_delay_samples,
+    batch_size, headroom, noise_branch, prior_kind ("" without a prior), helius_version
+"""
+
+# No `from __future__ import annotations`: TorchScript reads the class annotations below.
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from helius import __version__
+from helius.errors import ConfigError
+from helius.files import atomic_output
+from helius.generate.export_prior import scriptable_prior
+from helius.models.checkpoint import check_pair, load_prior, load_vae
+from helius.models.prior import LatentPrior
+from helius.models.wave_vae import WaveDecoder, WaveEncoder, WaveVAE
+from helius.nn.scriptable import StreamAnalysis, StreamSynthesis, scriptable_twin
+
+FLOAT_ATTRIBUTE = 2  # nn~'s type code of a float attribute argument
+CHECK_TOLERANCE = 1e-4
+
+
+class StreamEncoder(nn.Module):
+    """`WaveEncoder` as twins: sub-bands (B, C * bands, F) -> mu (B, D, F / prod(ratios))."""
+
+    def __init__(self, encoder: WaveEncoder, batch_size: int) -> None:
+        super().__init__()
+        self.input = scriptable_twin(encoder.input, batch_size)
+        self.stages = scriptable_twin(encoder.stages, batch_size)
+        self.activation = scriptable_twin(encoder.activation, batch_size)
+        self.mu = scriptable_twin(encoder.mu, batch_size)  # hosts get means; logvar is unused
+
+    def forward(self, bands: torch.Tensor) -> torch.Tensor:
+        return self.mu(self.activation(self.stages(self.input(bands))))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.input.reset()
+        self.stages.reset()
+        self.activation.reset()
+        self.mu.reset()
+
+
+class StreamDecoder(nn.Module):
+    """`WaveDecoder` as twins: latents (B, D, m) -> sub-bands (B, C * bands, m * prod(ratios))."""
+
+    def __init__(self, decoder: WaveDecoder, batch_size: int) -> None:
+        super().__init__()
+        self.out_rows = decoder.out_rows
+        self.amplitude_modulation = decoder.amplitude_modulation
+        self.input = scriptable_twin(decoder.input, batch_size)
+        self.stages = scriptable_twin(decoder.stages, batch_size)
+        self.activation = scriptable_twin(decoder.activation, batch_size)
+        self.output = scriptable_twin(decoder.output, batch_size)
+        noise = decoder.noise
+        self.noise = None if noise is None else scriptable_twin(noise, batch_size)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        features = self.activation(self.stages(self.input(z)))
+        output = self.output(features)
+        if self.amplitude_modulation:
+            waveform, envelope = output.split(self.out_rows, dim=1)
+            output = waveform * torch.sigmoid(envelope)
+        noise = self.noise
+        if noise is not None:
+            output = output + noise(features)
+        return output
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.input.reset()
+        self.stages.reset()
+        self.activation.reset()
+        self.output.reset()
+        noise = self.noise
+        if noise is not None:
+            noise.reset()
+
+
+class ExportedVAE(nn.Module):
+    """The exported module: nn~-style methods and metadata around a streaming wave VAE."""
+
+    methods: list[str]
+    attributes: list[str]
+
+    def __init__(self, vae: WaveVAE, batch_size: int = 1) -> None:
+        super().__init__()
+        channels, latent_dim, hop = vae.channels, vae.latent_dim, vae.hop_samples
+        self.sampling_rate = vae.sample_rate
+        self.channels = channels
+        self.latent_dim = latent_dim
+        self.hop_samples = hop
+        self.latency_samples = vae.latency_samples
+        self.output_delay_samples = vae.output_delay_samples
+        self.batch_size = batch_size
+        self.headroom = float(vae.headroom)
+        self.noise_branch = vae.decoder.noise is not None
+        self.prior_kind = ""
+        self.helius_version = __version__
+        self.analysis = StreamAnalysis(vae.pqmf, batch_size)
+        self.encoder = StreamEncoder(vae.encoder, batch_size)
+        self.decoder = StreamDecoder(vae.decoder, batch_size)
+        self.synthesis = StreamSynthesis(vae.pqmf, batch_size)
+        self.methods = []
+        self.attributes = []
+        audio = [f"(signal) audio channel {index}" for index in range(channels)]
+        latents = [f"(signal) latent dimension {index}" for index in range(latent_dim)]
+        self.register_method("forward", audio, 1, audio, 1)
+        self.register_method("encode", audio, 1, latents, hop)
+        self.register_method("decode", latents, hop, audio, 1)
+
+    def register_method(
+        self, name: str, inputs: list[str], in_ratio: int, outputs: list[str], out_ratio: int
+    ) -> None:
+        params = torch.tensor([len(inputs), in_ratio, len(outputs), out_ratio])
+        self.register_buffer(f"{name}_params", params)
+        setattr(self, f"{name}_input_labels", inputs)
+        setattr(self, f"{name}_output_labels", outputs)
+        self.methods.append(name)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    @torch.jit.export
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 3 or x.size(1) != self.channels or x.size(2) == 0:
+            raise ValueError(
+                f"encode expects audio (batch, {self.channels} channels, samples), "
+                f"got shape {x.shape}"
+            )
+        if x.size(2) % self.hop_samples != 0:
+            raise ValueError(
+                f"encode needs a whole multiple of hop_samples = {self.hop_samples} "
+                f"samples, got {x.size(2)}"
+            )
+        return self.encoder(self.analysis(x))
+
+    @torch.jit.export
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if z.dim() != 3 or z.size(1) != self.latent_dim or z.size(2) == 0:
+            raise ValueError(
+                f"decode expects latents (batch, {self.latent_dim}, frames >= 1), "
+                f"got shape {z.shape}"
+            )
+        return self.headroom * torch.tanh(self.synthesis(self.decoder(z)))
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.reset_vae()
+
+    def reset_vae(self) -> None:
+        self.analysis.reset()
+        self.encoder.reset()
+        self.decoder.reset()
+        self.synthesis.reset()
+
+    @torch.jit.export
+    def get_methods(self) -> list[str]:
+        return self.methods
+
+    @torch.jit.export
+    def get_attributes(self) -> list[str]:
+        return self.attributes
+
+
+class ExportedVAEWithPrior(ExportedVAE):
+    """`ExportedVAE` plus the stateful `prior` method and its `temperature` attribute."""
+
+    def __init__(
+        self, vae: WaveVAE, prior: LatentPrior, batch_size: int = 1, temperature: float = 1.0
+    ) -> None:
+        super().__init__(vae, batch_size)
+        self.prior_kind = str(prior.config.kind)
+        self.prior_model = scriptable_prior(prior, batch_size)
+        self.temperature = float(temperature)
+        latents = [f"(signal) latent dimension {index}" for index in range(vae.latent_dim)]
+        self.register_method("prior", latents, vae.hop_samples, latents, vae.hop_samples)
+        self.attributes.append("temperature")
+        self.register_buffer("temperature_params", torch.tensor([FLOAT_ATTRIBUTE]))
+
+    @torch.jit.export
+    def prior(self, z: torch.Tensor, temperature: float | None = None) -> torch.Tensor:
+        if z.dim() != 3 or z.size(1) != self.latent_dim or z.size(2) == 0:
+            raise ValueError(
+                f"prior expects latents (batch, {self.latent_dim}, frames >= 1), "
+                f"got shape {z.shape}"
+            )
+        return self.prior_model(z, self.temperature if temperature is None else temperature)
+
+    @torch.jit.export
+    def get_temperature(self) -> float:
+        return self.temperature
+
+    @torch.jit.export
+    def set_temperature(self, temperature: float) -> int:
+        self.temperature = temperature
+        return 0
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.reset_vae()
+        self.prior_model.reset()
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    output: Path
+    methods: tuple[str, ...]
+    method_params: dict[str, tuple[int, int, int, int]]  # in_channels, in_ratio, out_ch, out_ratio
+    sample_rate: int
+    hop_samples: int
+    latency_samples: int
+    noise_branch: bool
+    prior_kind: str | None
+    size_bytes: int
+
+    @property
+    def latency_ms(self) -> float:
+        return 1000.0 * self.latency_samples / self.sample_rate
+
+
+def export_model(
+    vae_checkpoint: str | os.PathLike,
+    output: str | os.PathLike,
+    prior_checkpoint: str | os.PathLike | None = None,
+    batch_size: int = 1,
+) -> ExportResult:
+    """Script the VAE (and prior) in checkpoints into one streaming TorchScript file."""
+    if batch_size < 1:
+        raise ConfigError(f"the export batch size must be at least 1, got {batch_size}")
+    vae, config = load_vae(vae_checkpoint)
+    if config.model.kind != "wave_vae":
+        raise ConfigError(
+            f"{vae_checkpoint} holds a clip VAE (model.kind: {config.model.kind}), which maps "
+            "whole clips to one latent and cannot stream; export needs a wave VAE "
+            "(model.kind: wave_vae)"
+        )
+    if not vae.causal:
+        raise ConfigError(
+            f"{vae_checkpoint} holds a non-causal wave VAE (model.wave.causal: false): its "
+            "layers look ahead, so it cannot stream in a host. Train one with "
+            "model.wave.causal: true to export it"
+        )
+    module: ExportedVAE
+    if prior_checkpoint is None:
+        module = ExportedVAE(vae, batch_size)
+    else:
+        prior, prior_config = load_prior(prior_checkpoint)
+        check_pair(config, prior_config, prior_checkpoint)
+        module = ExportedVAEWithPrior(vae, prior, batch_size)
+    with warnings.catch_warnings():
+        # TorchScript is deprecated in favour of torch.export, but nn~ and other RAVE-style
+        # hosts load TorchScript files only, and only TorchScript keeps state between calls.
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        scripted = torch.jit.script(module.eval())
+    _check_against(scripted, vae, batch_size)
+    with atomic_output(output) as tmp_path:
+        scripted.save(str(tmp_path))
+    params = {name: tuple(getattr(module, f"{name}_params").tolist()) for name in module.methods}
+    return ExportResult(
+        output=Path(output),
+        methods=tuple(module.methods),
+        method_params=params,
+        sample_rate=module.sampling_rate,
+        hop_samples=module.hop_samples,
+        latency_samples=module.latency_samples,
+        noise_branch=module.noise_branch,
+        prior_kind=module.prior_kind or None,
+        size_bytes=Path(output).stat().st_size,
+    )
+
+
+@torch.no_grad()
+def _check_against(scripted: torch.jit.ScriptModule, vae: WaveVAE, batch_size: int) -> None:
+    """Stream random audio through both models; a mismatch is a bug in a twin, not user error.
+
+    Both decoders draw their noise (if any) in the same order, so one seed makes them agree.
+    """
+    hop = vae.hop_samples
+    generator = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(batch_size, vae.channels, 3 * hop, generator=generator)
+    chunks = (audio[..., :hop], audio[..., hop:])
+    vae.streaming(True)
+    try:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            expected = [vae.decode(vae.encode(chunk)[0]) for chunk in chunks]
+            torch.manual_seed(0)
+            got = [scripted(chunk) for chunk in chunks]
+        _require_close(torch.cat(got, dim=-1), torch.cat(expected, dim=-1))
+    finally:
+        vae.streaming(False)
+        scripted.reset()
+
+
+def _require_close(got: torch.Tensor, expected: torch.Tensor) -> None:
+    if got.shape != expected.shape or not torch.allclose(got, expected, atol=CHECK_TOLERANCE):
+        error = (got - expected).abs().max().item() if got.shape == expected.shape else None
+        raise RuntimeError(
+            f"the exported model differs from the Python model (shape {tuple(got.shape)} vs "
+            f"{tuple(expected.shape)}, max error {error}); this is a bug in the export twins"
+        )
