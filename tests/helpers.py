@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
+REPO = Path(__file__).resolve().parents[1]
+
 
 def sine(
     seconds: float,
@@ -47,3 +49,24 @@ def snapshot(folder: Path) -> dict[str, tuple[int, int, bytes]]:
         for path in sorted(folder.rglob("*"))
         if path.is_file()
     }
+
+
+def tiny_config(root: Path, *overrides: str):
+    """configs/tiny.yaml reading root/data and writing root/checkpoints (no noise branch)."""
+    from helius.config import load_config
+
+    return load_config(
+        REPO / "configs" / "tiny.yaml",
+        [
+            f"data.train_index={root / 'data' / 'train_index.txt'}",
+            f"data.val_index={root / 'data' / 'val_index.txt'}",
+            f"train.checkpoint_dir={root / 'checkpoints'}",
+            f"train.log_dir={root / 'runs'}",
+            "train.device=cpu",
+            "model.wave.noise_branch=false",  # so streamed output equals offline exactly
+            "prior.chunk_frames=16",
+            "prior.chunks=2",
+            "prior.batch_size=4",
+            *overrides,
+        ],
+    )

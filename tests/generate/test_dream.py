@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO
+from helpers import REPO
 
 from helius.cli import main
 from helius.errors import ConfigError

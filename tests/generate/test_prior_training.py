@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, tiny_config
+from helpers import REPO, tiny_config
 
 from helius.cli import main
 from helius.errors import ConfigError, DataError

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from conftest import REPO
-from helpers import snapshot
+from helpers import REPO, snapshot
 
 from helius.config import load_config
 from helius.errors import ConfigError
