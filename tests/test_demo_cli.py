@@ -1,12 +1,18 @@
-"""`helius demo-data` and `helius demo`: the built-in data set from the command line."""
+"""`helius demo-data`, `helius demo` (tiny mode, end to end) and `helius report`."""
 
 from __future__ import annotations
 
+import base64
+import io
 import json
+import re
+from html.parser import HTMLParser
 
+import numpy as np
 import soundfile as sf
 
 from helius.cli import main
+from helius.report.page import SECTIONS
 
 
 def test_demo_data_writes_sounds_sidecars_and_parameters(tmp_path, capsys):
@@ -48,15 +54,57 @@ def test_demo_data_writes_sounds_sidecars_and_parameters(tmp_path, capsys):
     assert sidecar == records[0] and "pitch_hz" in sidecar["params"]
 
 
-def test_demo_generates_prepares_and_summarizes(tmp_path, capsys):
+def test_tiny_demo_runs_every_stage_and_writes_a_complete_report(tmp_path, capsys):
     run = tmp_path / "run"
-    assert main(["demo", "--out", str(run), "--quiet", "--set", "data.sample_rate=16000"]) == 0
+    assert main(["demo", "--out", str(run), "--tiny", "--quiet"]) == 0
     printed = capsys.readouterr().out
-    assert "1/2 built-in dataset" in printed and "2/2 prepared 12 of 12 audio files" in printed
-    report = json.loads((run / "data" / "prep_report.json").read_text())
-    assert report["settings"]["sample_rate"] == 16000
-    # 12 ten-second textures at 2 s per segment, split by file with at least one for validation.
-    assert (
-        report["segments_train"] + report["segments_val"] + report["segments_silent_dropped"] == 60
-    )
-    assert report["segments_val"] >= 5
+    assert "demo finished" in printed and "x real time" in printed
+    assert f"helius explore --vae_ckpt {run / 'checkpoints' / 'clip' / 'best.pt'}" in printed
+    record = json.loads((run / "run.json").read_text())
+    assert [stage["name"] for stage in record["stages"]] == [
+        "data",
+        "wave VAE",
+        "clip VAE",
+        "prior",
+        "dream",
+        "stream",
+        "export",
+        "latent map",
+        "report",
+    ]
+    assert (run / "model.ts").is_file()
+    for name in ("wave VAE", "clip VAE", "prior"):
+        assert (run / record["checkpoints"][name]).is_file()
+    check_report(run / "report.html")
+
+
+def check_report(path):
+    page = path.read_text()
+    parser = _Sections()
+    parser.feed(page)
+    assert set(SECTIONS) <= parser.ids
+    assert "http://" not in page and "https://" not in page  # self-contained
+    images = re.findall(r"data:image/png;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(images) >= 3  # losses, spectrograms, latent map
+    for data in images:
+        assert base64.b64decode(data).startswith(b"\x89PNG\r\n\x1a\n")
+    sounds = re.findall(r"data:audio/wav;base64,([A-Za-z0-9+/=]+)", page)
+    assert len(sounds) == 7
+    for data in sounds:
+        audio, rate = sf.read(io.BytesIO(base64.b64decode(data)), dtype="float32")
+        assert rate > 0 and len(audio) > 0 and np.isfinite(audio).all()
+
+
+class _Sections(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ids: set[str] = set()
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "section":
+            self.ids.update(value for name, value in attrs if name == "id")
+
+
+def test_report_command_rewrites_the_page_and_explains_a_missing_run(tmp_path, capsys):
+    assert main(["report", "--run", str(tmp_path)]) == 1
+    assert "run.json does not exist" in capsys.readouterr().err

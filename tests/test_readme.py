@@ -16,7 +16,7 @@ README = (REPO / "README.md").read_text()
 
 # Commands shown in the README that other tests exercise (or that are the suite itself).
 COVERED_ELSEWHERE = {
-    "make demo": "tests/test_demo_cli.py::test_demo_generates_prepares_and_summarizes",
+    "make demo": "tests/test_demo_cli.py::test_tiny_demo_runs_every_stage_and_writes_a_complete_report",
     "make test": "CI runs it (.ci/run)",
     ".venv/bin/python -m pytest": "this suite",
     "make lint": "tests/test_readme.py::test_code_is_lint_clean",

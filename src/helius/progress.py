@@ -30,3 +30,9 @@ def bar(iterable: Iterable[Any] | None = None, **kwargs: Any) -> tqdm:
     kwargs.setdefault("dynamic_ncols", True)
     kwargs["disable"] = kwargs.get("disable", False) or not _enabled
     return tqdm(iterable, **kwargs)
+
+
+def note(message: str) -> None:
+    """A status line on stderr (e.g. a pipeline stage), shown only when bars are on."""
+    if _enabled:
+        tqdm.write(message, file=sys.stderr)

@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from helius import __version__, progress
-from helius.cli import data, export, generate, live, models
+from helius.cli import data, demo, export, generate, live, models
 from helius.errors import HeliusError
 
 
@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"helius {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
     data.add_commands(commands)
+    demo.add_commands(commands)
     models.add_commands(commands)
     generate.add_commands(commands)
     export.add_commands(commands)

@@ -1,4 +1,4 @@
-"""CLI for configuration and data: config show, prep, validate-data, demo-data, demo."""
+"""CLI for configuration and data: config show, prep, validate-data, demo-data."""
 
 from __future__ import annotations
 
@@ -123,13 +123,6 @@ def _add_data_commands(commands) -> None:
     demo_data.add_argument("--sample_rate", "--sample-rate", type=int, default=44100, help="Hz")
     demo_data.add_argument("--quiet", action="store_true", help="no progress bar")
 
-    demo = command(
-        commands, "demo", _run_demo, "generate the built-in dataset, prepare it and print a summary"
-    )
-    demo.add_argument("--out", type=Path, default=Path("demo_run"), help="output folder")
-    demo.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_config_options(demo)
-
 
 def _prep_settings(args: argparse.Namespace, config: HeliusConfig):
     from helius.data.segment import PrepSettings
@@ -192,32 +185,4 @@ def _run_demo_data(args: argparse.Namespace) -> int:
         f"wrote {len(dataset.files)} sounds to {dataset.out_dir} "
         f"(one-shots in oneshots/, textures in textures/, parameters in params.jsonl)"
     )
-    return 0
-
-
-def _run_demo(args: argparse.Namespace) -> int:
-    from helius.audio.synth import write_demo_dataset
-    from helius.data.prep import prepare
-
-    config = config_from(args)
-    audio_dir, data_dir = args.out / "audio", args.out / "data"
-    dataset = write_demo_dataset(
-        audio_dir,
-        n_oneshots=40,
-        n_textures=12,
-        seed=config.train.seed,
-        progress=lambda items: progress.bar(items, desc="demo-data"),
-    )
-    print(f"1/2 built-in dataset: {len(dataset.files)} sounds in {audio_dir}")
-    settings = _prep_settings(
-        argparse.Namespace(
-            sample_rate=None, segment_length=None, stereo=False, silence_threshold_db=None
-        ),
-        config,
-    )
-    result = prepare(
-        audio_dir / "textures", data_dir, settings, val_fraction=max(config.data.val_fraction, 0.1)
-    )
-    print(f"2/2 {result.summary()}")
-    print(f"next: train on {data_dir / 'train_index.txt'} (helius train, coming with the VAE)")
     return 0

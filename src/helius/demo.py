@@ -1,0 +1,373 @@
+"""`helius demo`: the whole pipeline on built-in sounds, on the CPU, within a time budget.
+
+Stages: make the built-in data set and prepare it; train a streaming wave VAE on the textures
+and a clip VAE on the one-shots; train the prior; dream; stream-transform a new built-in input;
+export the streaming model; map the one-shots' latents; write report.html. Training stages get
+shares of `minutes`; `tiny` swaps in a tiny model and a few steps each (for the tests).
+
+The presets live here, not in configs/, so the demo works from an installed wheel as well.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from helius.audio import io
+from helius.audio.synth import make_texture, write_demo_dataset
+from helius.config import HeliusConfig, load_config
+from helius.files import atomic_write_text
+
+WAVE_PRESET = [  # a light streaming wave VAE at 22.05 kHz: one latent frame per 512 samples
+    "data.sample_rate=22050",
+    "data.segment_seconds=2.0",
+    "model.latent_dim=8",
+    "model.wave.bands=8",
+    "model.wave.ratios=[4,4,4]",
+    "model.wave.capacity=32",
+    "model.wave.causal=true",
+    "train.epochs=1000",  # the time budget ends training
+    "train.batch_size=8",
+    "train.crop_seconds=1.0",
+    "train.learning_rate=0.0005",
+    "train.val_every_steps=100",
+    "train.log_audio_every_steps=100",
+    "train.kl.beta=0.05",
+    "train.kl.warmup_steps=500",
+    "prior.hidden_size=128",
+    "prior.chunk_frames=16",
+    "prior.chunks=4",
+    "prior.batch_size=8",
+    "prior.learning_rate=0.002",
+]
+CLIP_PRESET = [  # one latent per 1-second one-shot at 22.05 kHz
+    "data.sample_rate=22050",
+    "data.segment_seconds=1.0",
+    "model.kind=clip_vae",
+    "model.latent_dim=8",
+    "model.clip.clip_seconds=1.0",
+    "model.clip.channels=[16,32,64,128]",
+    "model.clip.strides=[4,4,4,4]",
+    "model.clip.hidden=128",
+    "model.clip.generated_skip_steps=300",
+    "train.epochs=1000",
+    "train.batch_size=8",
+    "train.learning_rate=0.001",
+    "train.val_every_steps=50",
+    "train.log_audio_every_steps=100",
+    "train.loss.phase_weight=0.1",
+    "train.kl.beta=0.01",
+    "train.kl.warmup_steps=300",
+]
+TINY = [  # seconds, not minutes: for the tests
+    "data.sample_rate=16000",
+    "model.latent_dim=4",
+    "model.wave.bands=4",
+    "model.wave.ratios=[4,4,2]",
+    "model.wave.capacity=8",
+    "model.wave.dilations=[1,3]",
+    "model.clip.channels=[8,16]",
+    "model.clip.strides=[4,4]",
+    "model.clip.hidden=16",
+    "prior.hidden_size=16",
+    "prior.chunk_frames=8",
+    "prior.chunks=2",
+    "prior.batch_size=2",
+    "train.batch_size=2",
+    "train.val_every_steps=1000",
+]
+SHARES = {"wave": 0.45, "clip": 0.15, "prior": 0.12}  # of the budget; the rest is quick work
+
+
+@dataclass
+class DemoResult:
+    out: Path
+    report: Path
+    explore_command: str
+    run: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class _Run:
+    out: Path
+    record: dict[str, Any] = field(default_factory=dict)
+
+    def rel(self, path: Path) -> str:
+        return Path(os.path.relpath(path, self.out)).as_posix()
+
+
+def run_demo(
+    out: str | os.PathLike,
+    minutes: float = 5.0,
+    tiny: bool = False,
+    seed: int = 0,
+    on_stage: Callable[[str, int, int], None] | None = None,
+) -> DemoResult:
+    """Run every stage into `out`; `on_stage(name, index, count)` is told as each one starts."""
+    run = _Run(Path(out))
+    run.record = {"stages": [], "speed": {}, "audio": {}, "checkpoints": {}, "logs": {}}
+    budget_minutes = max(minutes, 0.1)
+    stages = [
+        ("data", _stage_data),
+        ("wave VAE", _stage_wave),
+        ("clip VAE", _stage_clip),
+        ("prior", _stage_prior),
+        ("dream", _stage_dream),
+        ("stream", _stage_stream),
+        ("export", _stage_export),
+        ("latent map", _stage_map),
+        ("report", _stage_report),
+    ]
+    context = {"tiny": tiny, "minutes": budget_minutes, "seed": seed}
+    for index, (name, stage) in enumerate(stages):
+        if on_stage:
+            on_stage(name, index, len(stages))
+        started = time.perf_counter()
+        stage(run, context)
+        run.record["stages"].append({"name": name, "seconds": time.perf_counter() - started})
+        atomic_write_text(run.out / "run.json", json.dumps(run.record, indent=2))
+    from helius.report.page import write_report
+
+    report = write_report(run.out)  # again, now that every stage's time is known
+    clip = run.out / run.record["checkpoints"]["clip VAE"]
+    command = f"helius explore --vae_ckpt {clip} --data {run.out / 'sounds' / 'oneshots'}"
+    return DemoResult(run.out, report, command, run.record)
+
+
+# --- stages ------------------------------------------------------------------------------------
+
+
+def _config(run: _Run, context: dict, preset: list[str], name: str, *extra: str) -> HeliusConfig:
+    tiny = TINY if context["tiny"] else []
+    return load_config(
+        None,
+        [
+            *preset,
+            *tiny,
+            f"train.seed={context['seed']}",
+            f"train.checkpoint_dir={run.out / 'checkpoints' / name}",
+            f"train.log_dir={run.out / 'runs' / name}",
+            *extra,
+        ],
+    )
+
+
+def _budget(context: dict, share: str, tiny_steps: int) -> str:
+    if context["tiny"]:
+        return f"train.max_steps={tiny_steps}"
+    return f"train.max_minutes={context['minutes'] * SHARES[share]:.4f}"
+
+
+def _stage_data(run: _Run, context: dict) -> None:
+    from helius.data.prep import prepare
+    from helius.data.segment import PrepSettings
+
+    tiny = context["tiny"]
+    rate = 16000 if tiny else 22050
+    write_demo_dataset(
+        run.out / "sounds",
+        n_oneshots=10 if tiny else 120,
+        n_textures=3 if tiny else 12,
+        seed=context["seed"],
+        sample_rate=rate,
+        texture_seconds=4.0 if tiny else 10.0,
+        oneshot_seconds=0.25 if tiny else 1.0,
+    )
+    prepare(
+        run.out / "sounds" / "textures",
+        run.out / "data",
+        PrepSettings(sample_rate=rate, segment_seconds=1.0 if tiny else 2.0),
+        val_fraction=0.1,
+        workers=1 if tiny else None,
+    )
+    prepare(
+        run.out / "sounds" / "oneshots",
+        run.out / "data_clips",
+        PrepSettings(sample_rate=rate, segment_seconds=0.25 if tiny else 1.0),
+        val_fraction=0.1,
+        workers=1 if tiny else None,
+    )
+
+
+def _fit(run: _Run, config: HeliusConfig, name: str) -> float:
+    from helius.train.trainer import fit
+    from helius.train.vae_task import VAETask
+
+    result = fit(config, VAETask(config))
+    run.record["checkpoints"][name] = run.rel(Path(config.train.checkpoint_dir) / "best.pt")
+    run.record["logs"][name] = run.rel(Path(config.train.log_dir))
+    run.record.setdefault("config", {})[name] = config.model_dump(mode="json")
+    return result.audio_seconds / max(result.elapsed_seconds, 1e-9)
+
+
+def _stage_wave(run: _Run, context: dict) -> None:
+    data = run.out / "data"
+    config = _config(
+        run,
+        context,
+        WAVE_PRESET,
+        "wave",
+        f"data.train_index={data / 'train_index.txt'}",
+        f"data.val_index={data / 'val_index.txt'}",
+        *(["data.segment_seconds=1.0", "train.crop_seconds=0.5"] if context["tiny"] else []),
+        _budget(context, "wave", 6),
+    )
+    run.record["speed"]["wave_train_audio_s_per_s"] = _fit(run, config, "wave VAE")
+
+
+def _stage_clip(run: _Run, context: dict) -> None:
+    data = run.out / "data_clips"
+    tiny = ["data.segment_seconds=0.25", "model.clip.clip_seconds=0.25"] if context["tiny"] else []
+    config = _config(
+        run,
+        context,
+        CLIP_PRESET,
+        "clip",
+        f"data.train_index={data / 'train_index.txt'}",
+        f"data.val_index={data / 'val_index.txt'}",
+        *tiny,
+        _budget(context, "clip", 4),
+    )
+    run.record["speed"]["clip_train_audio_s_per_s"] = _fit(run, config, "clip VAE")
+
+
+def _stage_prior(run: _Run, context: dict) -> None:
+    from helius.train.prior_task import train_prior
+
+    data = run.out / "data"
+    budget = (
+        "prior.max_steps=4"
+        if context["tiny"]
+        else f"prior.max_minutes={context['minutes'] * SHARES['prior']:.4f}"
+    )
+    config = _config(
+        run,
+        context,
+        WAVE_PRESET,
+        "wave",
+        f"data.train_index={data / 'train_index.txt'}",
+        f"data.val_index={data / 'val_index.txt'}",
+        "prior.epochs=1000",
+        budget,
+    )
+    vae = run.out / run.record["checkpoints"]["wave VAE"]
+    _, final, _ = train_prior(config, vae)
+    run.record["checkpoints"]["prior"] = run.rel(final)
+    run.record["logs"]["prior"] = run.rel(Path(config.train.log_dir) / "prior")
+
+
+def _stage_dream(run: _Run, context: dict) -> None:
+    from helius.generate.dream import dream_to_file
+
+    checkpoints = run.record["checkpoints"]
+    output = run.out / "audio" / "dream.wav"
+    result = dream_to_file(
+        run.out / checkpoints["wave VAE"],
+        run.out / checkpoints["prior"],
+        output,
+        2.0 if context["tiny"] else 10.0,
+        temperature=0.9,
+        seed=context["seed"],
+    )
+    run.record["audio"]["dream"] = run.rel(output)
+    run.record["speed"]["dream_realtime_factor"] = result.realtime_factor
+
+
+def _stage_stream(run: _Run, context: dict) -> None:
+    from helius.generate.recon import reconstruct
+    from helius.generate.stream import LatentTransform, stream_file
+    from helius.models.checkpoint import load_vae
+
+    checkpoints, audio_dir = run.record["checkpoints"], run.out / "audio"
+    vae_path = run.out / checkpoints["wave VAE"]
+    vae, config = load_vae(vae_path)
+    rate = config.data.sample_rate
+    # A texture the model never heard (another seed), transformed with a latent offset.
+    seconds = 2.0 if context["tiny"] else 8.0
+    source, _ = make_texture("fm", context["seed"] + 1000, rate, seconds)
+    io.save(audio_dir / "stream_input.wav", source, rate)
+    result = stream_file(
+        vae_path,
+        audio_dir / "stream_input.wav",
+        audio_dir / "stream_output.wav",
+        block_size=2048,
+        transform=LatentTransform(bias=0.5, noise=0.1, seed=context["seed"]),
+    )
+    run.record["audio"].update(
+        stream_input=run.rel(audio_dir / "stream_input.wav"),
+        stream_output=run.rel(audio_dir / "stream_output.wav"),
+    )
+    run.record["speed"]["stream_realtime_factor"] = result.realtime_factor
+    run.record["speed"]["stream_latency_ms"] = result.latency_ms
+    # A validation segment and its reconstruction, for the spectrograms.
+    original_path = _first_segment(run.out / "data" / "val_index.txt")
+    original, _ = io.load(original_path, rate)
+    io.save(audio_dir / "original.wav", original, rate)
+    io.save(audio_dir / "reconstruction.wav", reconstruct(vae, original), rate)
+    clip_vae, clip_config = load_vae(run.out / checkpoints["clip VAE"])
+    shot_path = _first_segment(run.out / "data_clips" / "val_index.txt")
+    shot, _ = io.load(shot_path, clip_config.data.sample_rate)
+    io.save(audio_dir / "oneshot_original.wav", shot, clip_config.data.sample_rate)
+    shot_rebuilt = reconstruct(clip_vae, shot)
+    io.save(audio_dir / "oneshot_reconstruction.wav", shot_rebuilt, clip_config.data.sample_rate)
+    run.record["audio"].update(
+        original=run.rel(audio_dir / "original.wav"),
+        reconstruction=run.rel(audio_dir / "reconstruction.wav"),
+        oneshot_original=run.rel(audio_dir / "oneshot_original.wav"),
+        oneshot_reconstruction=run.rel(audio_dir / "oneshot_reconstruction.wav"),
+    )
+
+
+def _first_segment(index: Path) -> Path:
+    from helius.data.dataset import read_index
+
+    return read_index(index)[0]
+
+
+def _stage_export(run: _Run, context: dict) -> None:
+    from helius.generate.export import export_model
+
+    checkpoints = run.record["checkpoints"]
+    output = run.out / "model.ts"
+    export_model(run.out / checkpoints["wave VAE"], output, run.out / checkpoints["prior"])
+    run.record["export"] = run.rel(output)
+
+
+def _stage_map(run: _Run, context: dict) -> None:
+    """PCA of the clip VAE's latents of every one-shot, coloured by its brightness."""
+    import torch
+    from sklearn.decomposition import PCA
+
+    from helius.models.checkpoint import load_vae
+
+    model, config = load_vae(run.out / run.record["checkpoints"]["clip VAE"])
+    lines = (run.out / "sounds" / "params.jsonl").read_text().splitlines()
+    records = [r for r in map(json.loads, lines) if r["family"] == "oneshot"]
+    latents = []
+    with torch.no_grad():
+        for record in records:
+            audio, _ = io.load(run.out / "sounds" / record["file"], config.data.sample_rate)
+            clip = np.zeros((1, model.clip_samples), np.float32)
+            clip[:, : min(audio.shape[1], model.clip_samples)] = audio[:, : model.clip_samples]
+            mu, _ = model.encode(torch.from_numpy(clip)[None])
+            latents.append(mu[0].numpy())
+    points = PCA(n_components=2, random_state=0).fit_transform(np.stack(latents))
+    colour = np.array([r["params"].get("brightness_hz", 0.0) for r in records], np.float32)
+    labels = np.array([r["kind"] for r in records])
+    path = run.out / "latent_map.npz"
+    np.savez(path, points=points.astype(np.float32), colour=colour, labels=labels)
+    run.record["latent_map"] = {"file": run.rel(path), "colour": "brightness (Hz)"}
+
+
+def _stage_report(run: _Run, context: dict) -> None:
+    from helius.report.page import write_report
+
+    atomic_write_text(run.out / "run.json", json.dumps(run.record, indent=2))
+    write_report(run.out)

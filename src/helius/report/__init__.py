@@ -1,0 +1,1 @@
+"""The training report: matplotlib figures and one self-contained HTML page."""
