@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 from dataclasses import dataclass
@@ -101,10 +102,15 @@ def start_runtime(requested_device: str = "auto") -> Runtime:
     if device.type == "cuda":
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
-    owns = not dist.is_initialized()
-    if owns:
+    runtime = Runtime(device, rank, world_size, owns_process_group=not dist.is_initialized())
+    if runtime.owns_process_group:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return Runtime(device, rank, world_size, owns)
+        # Left at exit, not at the end of fit: torch asks for destroy_process_group before
+        # exit (NCCL warns otherwise), but ranks finish fit at different moments (rank 0 saves
+        # last), and one that re-joined for a second fit in the same process while another
+        # was still in the old group would hang. A later fit reuses the group instead.
+        atexit.register(stop_runtime, runtime)
+    return runtime
 
 
 def stop_runtime(runtime: Runtime) -> None:

@@ -28,14 +28,7 @@ from helius.errors import DataError, TrainingError
 from helius.models.checkpoint import load_checkpoint, rotate, save_checkpoint
 from helius.train.logging import TrainLogger
 from helius.train.optim import EMA, build_optimizer, build_scheduler, scale_learning_rate
-from helius.train.runtime import (
-    Runtime,
-    rng_state,
-    seed_everything,
-    set_rng_state,
-    start_runtime,
-    stop_runtime,
-)
+from helius.train.runtime import Runtime, rng_state, seed_everything, set_rng_state, start_runtime
 
 VALIDATION_SEED = 1234  # validation draws its own randomness, never the training stream's
 MAX_RECOVERIES = 3  # reloads with a halved LR before a diverging run stops with an error
@@ -111,6 +104,10 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     state = _State()
     if resume:
         _restore(last_path, task, model, optimizer, scheduler, ema, state)
+        if runtime.rank:
+            # last.pt holds rank 0's RNG state: restored as is, every rank would draw the same
+            # noise from here on. The other ranks start streams of their own instead.
+            seed_everything(train_config.seed + 7919 * runtime.rank + 1_000_003 * state.step)
     else:
         # Ranks draw different noise; model init above used the shared seed.
         seed_everything(train_config.seed + 7919 * runtime.rank)
@@ -149,8 +146,8 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     )
     started = time.perf_counter()
     consecutive_bad = 0
-    # stop.requested as every rank agreed on it after the last step (see _any_rank). A signal
-    # reaches each rank at its own moment; the loop must only ever look at this agreed value.
+    # stop.requested as every rank agreed on it (see _any_rank). A signal reaches each rank at
+    # its own moment; the loop must only ever look at this agreed value.
     stopping = False
 
     def validate(counts: bool) -> None:
@@ -189,7 +186,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     with stop.installed():
         while (
             state.step < total_steps
-            and not stopping
+            and not (stopping := _any_rank(stop.requested, runtime))
             and not result.stopped_early
             and not result.out_of_time
         ):
@@ -331,9 +328,9 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
             result.last_validation,
         )
     logger.close()
-    # No collective follows: leave the process group this fit joined, as torch asks (NCCL warns
-    # at exit otherwise). Not on errors: there torchrun tears the other ranks down anyway.
-    stop_runtime(runtime)
+    # Rank 0 saves last: the other ranks wait for it, so that whatever follows fit on any rank
+    # (a resume, a task reading the checkpoint) finds rank 0's files complete.
+    _any_rank(False, runtime)
     result.interrupted = stopping or stop.requested
     result.step, result.epoch, result.best_score = state.step, state.epoch, state.best_score
     result.elapsed_seconds = time.perf_counter() - started
@@ -387,7 +384,7 @@ def _elapsed_minutes(started: float, runtime: Runtime) -> float:
 
 
 def _any_rank(flag: bool, runtime: Runtime) -> bool:
-    """True on every rank when `flag` is True on any rank."""
+    """True on every rank when `flag` is True on any rank; a barrier too."""
     if not runtime.distributed:
         return flag
     value = torch.tensor([float(flag)], device=runtime.device)
