@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from helius.cli.common import add_config_options, command, config_from
@@ -110,6 +111,8 @@ def run_train_prior(args: argparse.Namespace) -> int:
 
     config = config_from(args)
     result, final, latents = train_prior(config, args.vae_ckpt, resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports for everyone
     frames = sum(run.shape[-1] for run in latents.train)
     source = "cached" if latents.from_cache else "encoded"
     print(

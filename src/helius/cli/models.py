@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 from pathlib import Path
 
 from helius.cli.common import add_config_options, command, config_from
@@ -78,6 +79,8 @@ def _run_train(args: argparse.Namespace) -> int:
         overrides.append(f"train.device={args.device}")
     config = config_from(argparse.Namespace(config=args.config, overrides=overrides))
     result = fit(config, VAETask(config), resume=args.resume)
+    if int(os.environ.get("RANK", "0")) != 0:
+        return 0  # under torchrun, rank 0 reports for everyone
     speed = result.audio_seconds / max(result.elapsed_seconds, 1e-9)
     print(
         f"trained {config.model.kind} to step {result.step} (epoch {result.epoch}) in "

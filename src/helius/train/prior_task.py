@@ -203,5 +203,6 @@ def train_prior(config: HeliusConfig, vae_checkpoint: str | os.PathLike, resume:
     task = PriorTask(config, vae_checkpoint)
     result = fit(task.config, task, resume=resume)
     final = Path(task.config.train.checkpoint_dir) / "prior_final.pt"
-    save_final(final, task.config, _unwrap(result.model), task.vae_checkpoint)
+    if int(os.environ.get("RANK", "0")) == 0:  # under torchrun only rank 0 writes
+        save_final(final, task.config, _unwrap(result.model), task.vae_checkpoint)
     return result, final, task.load_latents()
