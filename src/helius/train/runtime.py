@@ -1,10 +1,14 @@
-"""Where training runs: device choice, seeding, RNG snapshots and torch.distributed set-up."""
+"""Where training runs: device choice, seeding, RNG snapshots, torch.distributed set-up and
+the SIGINT/SIGTERM stop flag."""
 
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import random
+import signal
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,3 +121,26 @@ def stop_runtime(runtime: Runtime) -> None:
     """Leave the process group that start_runtime joined (NCCL warns at exit otherwise)."""
     if runtime.owns_process_group and dist.is_initialized():
         dist.destroy_process_group()
+
+
+class StopFlag:
+    """SIGINT/SIGTERM ask the loop to save and stop after the current step."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+    @contextlib.contextmanager
+    def installed(self) -> Iterator[None]:
+        def handler(signum, frame):
+            self.requested = True
+
+        try:
+            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: leave signals alone
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import math
-import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -25,10 +24,11 @@ from helius import progress
 from helius.config import HeliusConfig
 from helius.data.dataset import EpochSampler
 from helius.errors import DataError, TrainingError
-from helius.models.checkpoint import load_checkpoint, rotate, save_checkpoint
+from helius.models.checkpoint import rotate
+from helius.train.checkpointing import recover, restore, save, snapshot
 from helius.train.logging import TrainLogger
-from helius.train.optim import EMA, build_optimizer, build_scheduler, scale_learning_rate
-from helius.train.runtime import Runtime, rng_state, seed_everything, set_rng_state, start_runtime
+from helius.train.optim import EMA, build_optimizer, build_scheduler
+from helius.train.runtime import Runtime, StopFlag, seed_everything, start_runtime
 
 VALIDATION_SEED = 1234  # validation draws its own randomness, never the training stream's
 MAX_RECOVERIES = 3  # reloads with a halved LR before a diverging run stops with an error
@@ -103,7 +103,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     ema = EMA(model, train_config.ema_decay) if train_config.ema_decay else None
     state = _State()
     if resume:
-        _restore(last_path, task, model, optimizer, scheduler, ema, state)
+        restore(last_path, task, model, optimizer, scheduler, ema, state)
         if runtime.rank:
             # last.pt holds rank 0's RNG state: restored as is, every rank would draw the same
             # noise from here on. The other ranks start streams of their own instead.
@@ -111,7 +111,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     else:
         # Ranks draw different noise; model init above used the shared seed.
         seed_everything(train_config.seed + 7919 * runtime.rank)
-    good_state = _snapshot(model)
+    good_state = snapshot(model)
 
     trained = model
     if train_config.compile:
@@ -136,12 +136,14 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     logger = TrainLogger(Path(train_config.log_dir), enabled=runtime.is_main)
     result = FitResult(model, checkpoint_dir=checkpoint_dir, last_path=last_path)
     autocast = _autocast(runtime.device, train_config.amp)
-    stop = _StopFlag()
+    stop = StopFlag()
+    # With a time budget the bar counts seconds, so its ETA is the budget's, not the epochs'.
+    budget_seconds = round(train_config.max_minutes * 60) if train_config.max_minutes else None
     bar = progress.bar(
-        total=total_steps,
-        initial=state.step,
+        total=budget_seconds or total_steps,
+        initial=0 if budget_seconds else state.step,
         desc=f"train {task.name}",
-        unit="step",
+        unit="s" if budget_seconds else "step",
         disable=not runtime.is_main,
     )
     started = time.perf_counter()
@@ -162,7 +164,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
             score = metrics["score"]
             logger.scalars({f"val/{k}": v for k, v in metrics.items() if _is_number(v)}, state.step)
             if score < state.best_score:
-                _save(
+                save(
                     checkpoint_dir / f"{prefix}best.pt",
                     config,
                     task,
@@ -231,7 +233,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                     if consecutive_bad >= train_config.max_nonfinite_steps:
                         if result.recoveries >= MAX_RECOVERIES:
                             _give_up(last_path, state.step, result)
-                        _recover(last_path, model, optimizer, scheduler, good_state)
+                        recover(last_path, model, optimizer, scheduler, good_state)
                         result.recoveries += 1
                         consecutive_bad = 0
                         logger.text(
@@ -250,8 +252,13 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                 state.step += 1
                 loss_value = float(loss.detach())
                 result.losses.append(loss_value)
-                bar.update(1)
-                bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
+                if budget_seconds:
+                    seconds = min(budget_seconds, round(time.perf_counter() - started))
+                    bar.update(max(0, seconds - bar.n))
+                    bar.set_postfix(step=state.step, loss=f"{loss_value:.4f}", refresh=False)
+                else:
+                    bar.update(1)
+                    bar.set_postfix(loss=f"{loss_value:.4f}", refresh=False)
                 logger.scalars({f"train/{k}": v for k, v in logs.items()}, state.step)
                 logger.scalars(
                     {
@@ -288,7 +295,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                 state.batches_in_epoch = 0
                 if runtime.is_main:
                     epoch_path = checkpoint_dir / f"{task.name}_epoch{state.epoch}.pt"
-                    _save(
+                    save(
                         epoch_path,
                         config,
                         task,
@@ -300,7 +307,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                         result.last_validation,
                     )
                     rotate(checkpoint_dir, f"{task.name}_epoch*.pt", train_config.keep_last)
-                    _save(
+                    save(
                         last_path,
                         config,
                         task,
@@ -311,12 +318,12 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                         state,
                         result.last_validation,
                     )
-                    good_state = _snapshot(model)
+                    good_state = snapshot(model)
     bar.close()
     if state.step % train_config.val_every_steps != 0 or not result.last_validation:
         validate(counts=False)
     if runtime.is_main:
-        _save(
+        save(
             last_path,
             config,
             task,
@@ -400,22 +407,6 @@ def _broadcast_score(score: float, runtime: Runtime) -> float:
     return float(value)
 
 
-def _snapshot(model: nn.Module) -> dict[str, Any]:
-    """An in-memory copy of the weights, the fallback when no last.pt exists yet."""
-    return {"model": {k: v.detach().clone() for k, v in model.state_dict().items()}}
-
-
-def _recover(path: Path, model, optimizer, scheduler, good_state: dict[str, Any]) -> None:
-    """Reload the last good weights and halve the learning rate after repeated NaN/inf."""
-    if path.is_file():
-        model.load_state_dict(load_checkpoint(path)["model"])
-    else:
-        model.load_state_dict(good_state["model"])
-    for group_state in optimizer.state.values():
-        group_state.clear()  # moments built from bad gradients would push straight back
-    scale_learning_rate(optimizer, scheduler, 0.5)
-
-
 def _give_up(last_path: Path, step: int, result: FitResult) -> None:
     raise TrainingError(
         f"the loss stayed non-finite at step {step} after {result.recoveries} recoveries "
@@ -423,63 +414,3 @@ def _give_up(last_path: Path, step: int, result: FitResult) -> None:
         f"{last_path} holds the last good state. Lower train.learning_rate, "
         "set train.grad_clip, or look for broken audio in the data"
     )
-
-
-def _save(path: Path, config, task, model, optimizer, scheduler, ema, state, metrics) -> None:
-    save_checkpoint(
-        path,
-        {
-            "kind": task.kind,
-            "config": config.model_dump(mode="json"),
-            "model": model.state_dict(),
-            "ema": ema.model.state_dict() if ema else None,
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": state.step,
-            "epoch": state.epoch,
-            "batches_in_epoch": state.batches_in_epoch,
-            "best_score": state.best_score,
-            "bad_validations": state.bad_validations,
-            "rng": rng_state(),
-            "metrics": {k: v for k, v in metrics.items() if _is_number(v)},
-            "latent_health": metrics.get("latent_health", {}),
-        },
-    )
-
-
-def _restore(path: Path, task, model, optimizer, scheduler, ema, state: _State) -> None:
-    if not path.is_file():
-        raise DataError(f"--resume: {path} does not exist; train without --resume first")
-    payload = load_checkpoint(path, kind=task.kind)
-    model.load_state_dict(payload["model"])
-    optimizer.load_state_dict(payload["optimizer"])
-    scheduler.load_state_dict(payload["scheduler"])
-    if ema and payload.get("ema"):
-        ema.model.load_state_dict(payload["ema"])
-    state.step, state.epoch = payload["step"], payload["epoch"]
-    state.batches_in_epoch = payload["batches_in_epoch"]
-    state.best_score, state.bad_validations = payload["best_score"], payload["bad_validations"]
-    set_rng_state(payload["rng"])
-
-
-class _StopFlag:
-    """SIGINT/SIGTERM ask the loop to save and stop after the current step."""
-
-    def __init__(self) -> None:
-        self.requested = False
-
-    @contextlib.contextmanager
-    def installed(self) -> Iterator[None]:
-        def handler(signum, frame):
-            self.requested = True
-
-        try:
-            previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        except ValueError:  # not the main thread: leave signals alone
-            yield
-            return
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
