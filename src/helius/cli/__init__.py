@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from helius import __version__, progress
-from helius.cli import data, demo, export, generate, live, models
+from helius.cli import data, demo, explore, export, generate, live, models
 from helius.errors import HeliusError
 
 
@@ -32,11 +32,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
+EPILOG = """\
+start here:  helius demo        the whole pipeline on built-in sounds, on the CPU (~5 min)
+data:        prep, validate-data, demo-data, config show
+train:       train, train-prior, eval, recon
+generate:    dream, stream, live, export
+look:        explore, report
+Each command explains its options, with defaults and units: helius COMMAND --help.
+Guides: docs/core.md (the pipeline), docs/explorer.md (the explorer)."""
+
+
+class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the epilog's layout and shows every option's default."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="helius",
         description="Learn neural audio models from your own sounds; generate, transform, explore.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=EPILOG,
+        formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"helius {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -46,4 +61,5 @@ def build_parser() -> argparse.ArgumentParser:
     generate.add_commands(commands)
     export.add_commands(commands)
     live.add_commands(commands)
+    explore.add_commands(commands)
     return parser
