@@ -32,7 +32,7 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 
 bench: $(STAMP)
-	$(BIN)/python bench/prep.py
+	$(BIN)/python bench/run_all.py
 
 clean:
 	rm -rf $(VENV) demo_run .pytest_cache .ruff_cache

@@ -16,14 +16,15 @@ README = (REPO / "README.md").read_text()
 
 # Commands shown in the README that other tests exercise (or that are the suite itself).
 COVERED_ELSEWHERE = {
-    "make demo": "tests/test_demo_cli.py::test_tiny_demo_runs_every_stage_and_writes_a_complete_report",
+    "make demo": "tests/test_demo_cli.py (helius demo --tiny, every stage and the report)",
     "make test": "CI runs it (.ci/run)",
     ".venv/bin/python -m pytest": "this suite",
     "make lint": "tests/test_readme.py::test_code_is_lint_clean",
     "make format": "tests/test_readme.py::test_code_is_lint_clean (same ruff config)",
-    "make bench": "tests/test_bench.py::test_prep_benchmark_runs_and_writes_json",
+    "make bench": "tests/test_bench_run_all.py (bench/run_all.py)",
     "helius live --list-devices": "tests/generate/test_live.py (faked device query)",
     "helius live --vae_ckpt": "tests/generate/test_live.py (fake sound stream, same flags)",
+    "helius explore --vae_ckpt": "tests/ui/test_ui_cli.py (a real server subprocess)",
 }
 
 
