@@ -145,6 +145,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=list(ADAPTERS), default=list(ADAPTERS))
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     parser.add_argument(
+        "--tabulate",
+        action="store_true",
+        help="run nothing: tabulate the newest JSON of each script in --results-dir",
+    )
+    parser.add_argument(
         "--pass",
         dest="passed",
         action="append",
@@ -161,7 +166,13 @@ def main(argv: list[str] | None = None) -> int:
     details = {}
     with tempfile.TemporaryDirectory() as scratch:
         for name in args.only:
-            data = run(name, args.quick, Path(scratch), extra[name])
+            if args.tabulate:
+                newest = sorted(args.results_dir.glob(f"{name}-*.json"))[-1:]
+                if not newest:
+                    continue
+                data = json.loads(newest[0].read_text())
+            else:
+                data = run(name, args.quick, Path(scratch), extra[name])
             details[name] = data
             collected += [(name, row) for row in ADAPTERS[name](data)]
     print("\n" + table(collected))
