@@ -1,0 +1,405 @@
+"""Benchmark reconstruction quality after a fixed CPU training budget, against two baselines.
+
+For each config (default: the streaming wave VAE of configs/config.yaml and the clip VAE of
+configs/clip.yaml) the built-in synthesizer writes a data set (10-second textures for the wave
+VAE, 1-second drum one-shots for the clip VAE), `helius prep` cuts it at the config's sample
+rate and segment length with a tenth of the files held out, and `helius.train.trainer.fit`
+trains on CPU for `--minutes` of wall clock (train.max_minutes). The validation set is then
+scored by VAETask.validate (MR-STFT distance, mel distance, SI-SDR; decoding from z = mu) for:
+  * silence: an output of zeros (MR-STFT stays finite thanks to its eps; SI-SDR is 0 dB),
+  * untrained: the model as fit starts it (same seed, step 0),
+  * trained: the model after the budget.
+Each baseline row shows trained / baseline for the distances (lower is better, target < 1)
+and trained - baseline for SI-SDR in dB (a ratio of dB values is meaningless; target > 0).
+"SI-SDR aligned" is SI-SDR once the causal wave VAE's constant output delay is taken out.
+Training waits for the machine to go quiet first (--wait-quiet); "busy" is how many cores
+other processes used while it trained (other work means fewer steps in the budget).
+Prints a table and writes bench/results/quality-<date>-<host>.json.
+
+    python bench/quality.py [--minutes 10] [--configs configs/config.yaml configs/clip.yaml]
+                            [--work-dir DIR] [--set section.key=value ...] [--tiny]
+                            [--wait-quiet 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+from train_speed import (  # the sibling script (bench/ is on sys.path)
+    busy_cpu_seconds,
+    other_cpu_cores,
+    own_cpu_seconds,
+    wait_for_quiet,
+)
+
+from helius import progress
+from helius.audio.synth import write_demo_dataset
+from helius.config import HeliusConfig, load_config
+from helius.data.prep import prepare
+from helius.data.segment import PrepSettings
+from helius.models.base import VAEOutput
+from helius.train.runtime import seed_everything
+from helius.train.trainer import VALIDATION_SEED, fit
+from helius.train.vae_task import VAETask
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO = BENCH_DIR.parent
+DEFAULT_CONFIGS = (REPO / "configs" / "config.yaml", REPO / "configs" / "clip.yaml")
+METRICS = ("mrstft", "mel", "si_sdr", "loudness_diff_db", "active_dims")
+SOURCE_RATE = 44100  # the synthesizer's rate; prep resamples to the config's
+
+
+@dataclass(frozen=True)
+class DataPlan:
+    """How much built-in audio to generate, and the share of files held out."""
+
+    oneshots: int = 480  # 1 s drum one-shots (clip VAE): about 48 for validation
+    textures: int = 60  # textures (wave VAE): about 6 files, 30 segments for validation
+    texture_seconds: float = 10.0
+    val_fraction: float = 0.1
+
+
+TINY_PLAN = DataPlan(oneshots=16, textures=6, texture_seconds=2.0, val_fraction=0.25)
+
+# --tiny: models that take a fraction of a second per step (for the tests).
+TINY_OVERRIDES = {
+    "wave_vae": [
+        "data.sample_rate=16000",
+        "data.segment_seconds=0.5",
+        "model.latent_dim=4",
+        "model.wave.bands=4",
+        "model.wave.ratios=[4, 4, 2]",
+        "model.wave.capacity=8",
+        "model.wave.dilations=[1, 3]",
+        "train.batch_size=2",
+    ],
+    "clip_vae": [
+        "data.sample_rate=8000",
+        "data.segment_seconds=0.5",
+        "model.latent_dim=4",
+        "model.clip.clip_seconds=0.5",
+        "model.clip.channels=[8, 16]",
+        "model.clip.strides=[4, 4]",
+        "model.clip.hidden=32",
+        "train.batch_size=2",
+    ],
+}
+
+
+class Silence(nn.Module):
+    """A stand-in VAE whose output is all zeros: the floor any trained model must beat."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        # VAETask.validate finds the device from the parameters.
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)
+
+    def forward(self, x: torch.Tensor, step: int | None = None) -> VAEOutput:
+        # Two latent dims: latent_health fails on one (torch.cov then returns a scalar).
+        latent = x.new_zeros(x.shape[0], 2)
+        return VAEOutput(audio=torch.zeros_like(x), mu=latent, logvar=latent, z=latent)
+
+
+class Aligned(nn.Module):
+    """A causal wave VAE's output moved back by its constant delay (zeros fill the end).
+
+    VAETask.validate compares output and input sample by sample, so the causal PQMF's delay
+    (224 samples in the default config) alone would wreck the SI-SDR of a perfect model.
+    """
+
+    def __init__(self, model: nn.Module, delay: int) -> None:
+        super().__init__()
+        self.model, self.delay = model, delay
+
+    def forward(self, x: torch.Tensor, step: int | None = None) -> VAEOutput:
+        out = self.model(x, step=step)
+        shifted = torch.cat(
+            [out.audio[..., self.delay :], out.audio.new_zeros(*x.shape[:-1], self.delay)], -1
+        )
+        return replace(out, audio=shifted)
+
+
+# --- data ----------------------------------------------------------------------------------
+
+
+def generate_audio(folder: Path, plan: DataPlan) -> Path:
+    """The built-in one-shots and textures in `folder`/oneshots and `folder`/textures."""
+    write_demo_dataset(
+        folder,
+        n_oneshots=plan.oneshots,
+        n_textures=plan.textures,
+        seed=0,
+        sample_rate=SOURCE_RATE,
+        texture_seconds=plan.texture_seconds,
+    )
+    return folder
+
+
+def prepare_data(audio: Path, out: Path, config: HeliusConfig, plan: DataPlan) -> dict:
+    """Prep the family the config's model trains on; returns index paths and segment counts."""
+    family = "oneshots" if config.model.kind == "clip_vae" else "textures"
+    settings = PrepSettings(
+        sample_rate=config.data.sample_rate, segment_seconds=config.data.segment_seconds
+    )
+    result = prepare(audio / family, out, settings, val_fraction=plan.val_fraction, workers=1)
+    return {
+        "family": family,
+        "train_index": str(out / "train_index.txt"),
+        "val_index": str(out / "val_index.txt"),
+        "train_segments": result.segments_train,
+        "val_segments": result.segments_val,
+    }
+
+
+# --- training and scoring ------------------------------------------------------------------
+
+
+def run_overrides(data: dict, run_dir: Path, minutes: float) -> list[str]:
+    """Point the config at the prepared data and a scratch folder; the clock stops training."""
+    return [
+        f"data.train_index={data['train_index']}",
+        f"data.val_index={data['val_index']}",
+        "train.device=cpu",
+        f"train.max_minutes={minutes}",
+        "train.max_steps=1000000000",  # never the limit: the budget is time
+        f"train.checkpoint_dir={run_dir / 'checkpoints'}",
+        f"train.log_dir={run_dir / 'runs'}",
+    ]
+
+
+def validate(task: VAETask, model: nn.Module, config: HeliusConfig) -> dict:
+    """VAETask.validate on the whole validation index, seeded as the trainer seeds it."""
+    dataset = task.eval_dataset(config.data.val_index)
+    batches = iter(DataLoader(dataset, config.train.batch_size, shuffle=False))
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(VALIDATION_SEED)
+        return task.validate(model, batches)
+
+
+def score(task: VAETask, model: nn.Module, config: HeliusConfig) -> dict[str, float]:
+    """The validation metrics, plus SI-SDR with the output delay taken out ("si_sdr_aligned")."""
+    metrics = validate(task, model, config)
+    result = {name: float(metrics[name]) for name in METRICS}
+    delay = int(getattr(model, "output_delay_samples", 0))
+    aligned = validate(task, Aligned(model, delay), config) if delay else metrics
+    result["si_sdr_aligned"] = float(aligned["si_sdr"])
+    return result
+
+
+def untrained_model(task: VAETask, config: HeliusConfig) -> nn.Module:
+    """The model exactly as `fit` initialises it (same seed, same build)."""
+    seed_everything(config.train.seed)
+    return task.build_model()
+
+
+def train_and_score(task: VAETask, config: HeliusConfig, wait_quiet: float) -> dict:
+    """Train for the budget once the machine is quiet; the trained row with how it went."""
+    busy_before = wait_for_quiet(wait_quiet)
+    before = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
+    fitted = fit(config, task)
+    busy = other_cpu_cores(*before)
+    return {
+        "output": "trained",
+        **score(task, fitted.model, config),
+        "steps": fitted.step,
+        "train_audio_seconds": fitted.audio_seconds,
+        "train_seconds": fitted.elapsed_seconds,
+        "audio_s_per_s": fitted.audio_seconds / max(fitted.elapsed_seconds, 1e-9),
+        "other_cpu_cores": busy,
+        "other_cpu_cores_before": busy_before,
+    }
+
+
+def benchmark_config(path: Path, args: argparse.Namespace, audio: Path, work: Path) -> list[dict]:
+    """Prep, score both baselines, train for the budget, score again: three rows."""
+    base = load_config(path)
+    overrides = [*(TINY_OVERRIDES[base.model.kind] if args.tiny else []), *args.set]
+    run_dir = work / path.stem
+    data = prepare_data(audio, run_dir / "data", load_config(path, overrides), args.plan)
+    config = load_config(path, [*overrides, *run_overrides(data, run_dir, args.minutes)])
+    task = VAETask(config)
+    untrained = untrained_model(task, config)
+    rows = [
+        {"output": "silence", **score(task, Silence(), config)},
+        {"output": "untrained", **score(task, untrained, config)},
+    ]
+    trained = train_and_score(task, config, args.wait_quiet)
+    for row in rows:
+        row["mrstft_ratio"] = trained["mrstft"] / row["mrstft"]
+        row["mel_ratio"] = trained["mel"] / row["mel"]
+        row["si_sdr_gain_db"] = trained["si_sdr"] - row["si_sdr"]
+    shared = {
+        "config": path.name,
+        "kind": config.model.kind,
+        "params": sum(p.numel() for p in untrained.parameters()),
+        **data,
+    }
+    return [{**shared, **row} for row in [*rows, trained]]
+
+
+# --- the report ----------------------------------------------------------------------------
+
+
+def cell(row: dict, key: str, spec: str) -> str:
+    return format(row[key], spec) if key in row else "-"
+
+
+def print_table(rows: list[dict], minutes: float) -> None:
+    print(
+        f"\nquality after {minutes:g} min of CPU training on {platform.node()} "
+        f"({os.cpu_count()} cores, {torch.get_num_threads()} torch threads), validation set; "
+        "'busy' is the mean number of cores other processes used while it trained"
+    )
+    headers = (
+        ("config", 22),
+        ("output", 9),
+        ("val items", 9),
+        ("steps", 6),
+        ("MR-STFT", 7),
+        ("trained/this", 12),
+        ("mel", 6),
+        ("trained/this", 12),
+        ("SI-SDR dB", 9),
+        ("trained-this dB", 15),
+        ("SI-SDR aligned", 14),
+        ("busy", 4),
+    )
+    print("| " + " | ".join(f"{name:<{width}}" for name, width in headers) + " |")
+    print("|" + "|".join("-" * (width + 2) for _, width in headers) + "|")
+    for row in rows:
+        cells = (
+            f"{row['config']} ({row['kind']})",
+            row["output"],
+            str(row["val_segments"]),
+            cell(row, "steps", "d"),
+            cell(row, "mrstft", ".3f"),
+            cell(row, "mrstft_ratio", ".3f"),
+            cell(row, "mel", ".3f"),
+            cell(row, "mel_ratio", ".3f"),
+            cell(row, "si_sdr", ".2f"),
+            cell(row, "si_sdr_gain_db", "+.2f"),
+            cell(row, "si_sdr_aligned", ".2f"),
+            "?" if row.get("other_cpu_cores", 0) is None else cell(row, "other_cpu_cores", ".1f"),
+        )
+        print(
+            "| "
+            + " | ".join(
+                f"{text:<{width}}" if index < 2 else f"{text:>{width}}"
+                for index, (text, (_, width)) in enumerate(zip(cells, headers, strict=True))
+            )
+            + " |"
+        )
+    print(
+        "target: trained/this < 1 for MR-STFT and mel, trained-this > 0 dB for SI-SDR, "
+        "against both baselines"
+    )
+
+
+def summarise(rows: list[dict]) -> dict:
+    summary = {}
+    for row in rows:
+        if row["output"] == "trained":
+            continue
+        key = f"{row['config']}_vs_{row['output']}"
+        beaten = row["mrstft_ratio"] < 1 and row["mel_ratio"] < 1 and row["si_sdr_gain_db"] > 0
+        summary[key] = {
+            "mrstft_ratio": row["mrstft_ratio"],
+            "mel_ratio": row["mel_ratio"],
+            "si_sdr_gain_db": row["si_sdr_gain_db"],
+            "beaten_on_all_three": beaten,
+        }
+    return summary
+
+
+def write_json(args: argparse.Namespace, rows: list[dict], summary: dict) -> Path:
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.date.today().isoformat()
+    path = args.results_dir / f"quality-{stamp}-{platform.node()}.json"
+    payload = {
+        "machine": {
+            "host": platform.node(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "load_average_at_start": args.load_average,
+            "torch": torch.__version__,
+        },
+        "settings": {
+            "minutes": args.minutes,
+            "tiny": args.tiny,
+            "set": args.set,
+            "wait_quiet_seconds": args.wait_quiet,
+            "data": asdict(args.plan),
+        },
+        "rows": rows,
+        "summary": summary,
+    }
+    path.write_text(json.dumps(payload, indent=2))
+    return path
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="training budget per config")
+    parser.add_argument("--configs", type=Path, nargs="+", default=list(DEFAULT_CONFIGS))
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="keep data, checkpoints and TensorBoard logs here (default: a temporary folder)",
+    )
+    parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="config override applied to every config (repeatable)",
+    )
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
+    parser.add_argument("--tiny", action="store_true", help="tiny models and data (tests)")
+    parser.add_argument("--progress", action="store_true", help="progress bars on stderr")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=600.0,
+        metavar="SECONDS",
+        help="before training, wait up to this long for other processes to go quiet (0: don't)",
+    )
+    args = parser.parse_args(argv)
+    if args.minutes <= 0:
+        parser.error("--minutes must be positive")
+    args.plan = TINY_PLAN if args.tiny else DataPlan()
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.load_average = os.getloadavg()  # other work on the machine skews every figure
+    torch.set_num_threads(args.threads)
+    progress.set_enabled(args.progress)
+    with tempfile.TemporaryDirectory(prefix="helius-quality-") as scratch:
+        work = args.work_dir or Path(scratch)
+        audio = generate_audio(work / "audio", args.plan)
+        rows = [row for path in args.configs for row in benchmark_config(path, args, audio, work)]
+    print_table(rows, args.minutes)
+    summary = summarise(rows)
+    path = write_json(args, rows, summary)
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
