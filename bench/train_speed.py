@@ -216,10 +216,10 @@ def print_table(rows: list[dict]) -> None:
     )
     print(
         f"| {'config':<24} | {'threads':>7} | {'params M':>8} | {'batch':>5} | "
-        f"{'audio s/step':>12} | {'step s':>7} | {'audio-s/s':>9} | {'quiet audio-s/s':>18} | "
+        f"{'audio s/step':>12} | {'step s':>7} | {'audio-s/s':>9} | {'quiet audio-s/s':>19} | "
         f"{'peak RSS MB':>11} | {'busy':>4} | {'target':<32} |"
     )
-    widths = (24, 7, 8, 5, 12, 7, 9, 18, 11, 4, 32)
+    widths = (24, 7, 8, 5, 12, 7, 9, 19, 11, 4, 32)
     print("|" + "|".join("-" * (width + 2) for width in widths) + "|")
     for row in rows:
         name = f"{row['config']} ({row['kind']})"
@@ -231,7 +231,7 @@ def print_table(rows: list[dict]) -> None:
             f"| {name:<24} | {row['threads']:>7} | {row['params'] / 1e6:>8.2f} | "
             f"{row['batch_size']:>5} | {row['audio_seconds_per_step']:>12.2f} | "
             f"{row['median_step_seconds']:>7.3f} | {row['audio_s_per_s']:>9.2f} | "
-            f"{quiet:>18} | {row['peak_rss_mb']:>11.0f} | {busy:>4} | {target_text(row):<32} |"
+            f"{quiet:>19} | {row['peak_rss_mb']:>11.0f} | {busy:>4} | {target_text(row):<32} |"
         )
 
 
