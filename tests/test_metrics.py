@@ -166,3 +166,12 @@ def test_rms_db_of_a_full_scale_sine_is_minus_3_db() -> None:
     sine = torch.sin(2 * math.pi * 1000 * t)
     assert rms_db(sine).item() == pytest.approx(-3.0103, abs=1e-3)
     assert rms_db(torch.stack([sine, 0.5 * sine])).shape == (2,)
+
+
+def test_latent_health_of_a_single_dimension():
+    import torch
+
+    from helius.metrics import latent_health
+
+    health = latent_health(torch.randn(50, 1), torch.tensor([0.5]))
+    assert health["active_dims"] == 1.0 and health["pca_dims_99"] == 1.0

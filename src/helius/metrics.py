@@ -187,7 +187,9 @@ def latent_health(
     mu = mu.detach().double().reshape(-1, mu.shape[-1])
     health = {"active_dims": float((kl_per_dim.detach() > active_threshold).sum())}
     variances = (
-        torch.linalg.eigvalsh(torch.cov(mu.T)).flip(0).clamp(min=0)
+        torch.linalg.eigvalsh(torch.cov(mu.T).reshape(mu.shape[-1], mu.shape[-1]))
+        .flip(0)
+        .clamp(min=0)
         if len(mu) > 1
         else (torch.zeros(mu.shape[-1], dtype=torch.float64))
     )

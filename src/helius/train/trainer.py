@@ -146,6 +146,10 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
         unit="s" if budget_seconds else "step",
         disable=not runtime.is_main,
     )
+
+    def save_state(path: Path, metrics: dict[str, Any]) -> None:
+        save(path, config, task, model, optimizer, scheduler, ema, state, metrics)
+
     started = time.perf_counter()
     consecutive_bad = 0
     # stop.requested as every rank agreed on it (see _any_rank). A signal reaches each rank at
@@ -164,17 +168,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
             score = metrics["score"]
             logger.scalars({f"val/{k}": v for k, v in metrics.items() if _is_number(v)}, state.step)
             if score < state.best_score:
-                save(
-                    checkpoint_dir / f"{prefix}best.pt",
-                    config,
-                    task,
-                    model,
-                    optimizer,
-                    scheduler,
-                    ema,
-                    state,
-                    metrics,
-                )
+                save_state(checkpoint_dir / f"{prefix}best.pt", metrics)
         if val_set is None or not counts:
             state.best_score = min(state.best_score, score)
             return
@@ -295,45 +289,15 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                 state.batches_in_epoch = 0
                 if runtime.is_main:
                     epoch_path = checkpoint_dir / f"{task.name}_epoch{state.epoch}.pt"
-                    save(
-                        epoch_path,
-                        config,
-                        task,
-                        model,
-                        optimizer,
-                        scheduler,
-                        ema,
-                        state,
-                        result.last_validation,
-                    )
+                    save_state(epoch_path, result.last_validation)
                     rotate(checkpoint_dir, f"{task.name}_epoch*.pt", train_config.keep_last)
-                    save(
-                        last_path,
-                        config,
-                        task,
-                        model,
-                        optimizer,
-                        scheduler,
-                        ema,
-                        state,
-                        result.last_validation,
-                    )
+                    save_state(last_path, result.last_validation)
                     good_state = snapshot(model)
     bar.close()
     if state.step % train_config.val_every_steps != 0 or not result.last_validation:
         validate(counts=False)
     if runtime.is_main:
-        save(
-            last_path,
-            config,
-            task,
-            model,
-            optimizer,
-            scheduler,
-            ema,
-            state,
-            result.last_validation,
-        )
+        save_state(last_path, result.last_validation)
     logger.close()
     # Rank 0 saves last: the other ranks wait for it, so that whatever follows fit on any rank
     # (a resume, a task reading the checkpoint) finds rank 0's files complete.
