@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 from train_speed import (  # the sibling script (bench/ is on sys.path)
+    TINY_OVERRIDES,  # --tiny: the same tiny models as the speed benchmark
     busy_cpu_seconds,
     other_cpu_cores,
     own_cpu_seconds,
@@ -72,30 +73,6 @@ class DataPlan:
 
 
 TINY_PLAN = DataPlan(oneshots=16, textures=6, texture_seconds=2.0, val_fraction=0.25)
-
-# --tiny: models that take a fraction of a second per step (for the tests).
-TINY_OVERRIDES = {
-    "wave_vae": [
-        "data.sample_rate=16000",
-        "data.segment_seconds=0.5",
-        "model.latent_dim=4",
-        "model.wave.bands=4",
-        "model.wave.ratios=[4, 4, 2]",
-        "model.wave.capacity=8",
-        "model.wave.dilations=[1, 3]",
-        "train.batch_size=2",
-    ],
-    "clip_vae": [
-        "data.sample_rate=8000",
-        "data.segment_seconds=0.5",
-        "model.latent_dim=4",
-        "model.clip.clip_seconds=0.5",
-        "model.clip.channels=[8, 16]",
-        "model.clip.strides=[4, 4]",
-        "model.clip.hidden=32",
-        "train.batch_size=2",
-    ],
-}
 
 
 class Silence(nn.Module):
