@@ -12,6 +12,13 @@ from helius.nn.streaming import CachedConv1d, CachedConvTranspose1d
 ACTIVATIONS: tuple[str, ...] = ("snake", "leaky_relu", "elu")
 
 
+def snake(x: torch.Tensor, log_alpha: torch.Tensor) -> torch.Tensor:
+    """x + sin^2(alpha x) / alpha, alpha = exp(log_alpha): one fused multiply-add at the end."""
+    alpha = log_alpha.exp()
+    sine = torch.sin(alpha * x)
+    return torch.addcmul(x, sine * sine, alpha.reciprocal())
+
+
 class _SnakeFunction(torch.autograd.Function):
     """Snake with a hand-written backward that saves only x and recomputes the sines.
 
@@ -22,10 +29,8 @@ class _SnakeFunction(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, log_alpha: torch.Tensor) -> torch.Tensor:
-        alpha = log_alpha.exp()
-        sine = torch.sin(alpha * x)
         ctx.save_for_backward(x, log_alpha)
-        return torch.addcmul(x, sine * sine, alpha.reciprocal())
+        return snake(x, log_alpha)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,9 +61,7 @@ class Snake(nn.Module):
         if torch.jit.is_scripting() or not (
             torch.is_grad_enabled() and (x.requires_grad or self.log_alpha.requires_grad)
         ):
-            alpha = self.log_alpha.exp()
-            sine = torch.sin(alpha * x)
-            return torch.addcmul(x, sine * sine, alpha.reciprocal())
+            return snake(x, self.log_alpha)
         return _SnakeFunction.apply(x, self.log_alpha)
 
 

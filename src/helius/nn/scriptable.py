@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helius.errors import ConfigError
-from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, Snake, UpStage
+from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, Snake, UpStage, snake
 from helius.nn.pqmf import PQMF
 from helius.nn.streaming import CachedConv1d, CachedConvTranspose1d, Streamable
 
@@ -146,9 +146,7 @@ class StreamSnake(nn.Module):
         self.log_alpha = _frozen(snake.log_alpha)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        alpha = self.log_alpha.exp()
-        sine = torch.sin(alpha * x)
-        return torch.addcmul(x, sine * sine, alpha.reciprocal())
+        return snake(x, self.log_alpha)
 
     @torch.jit.export
     def reset(self) -> None:
