@@ -144,13 +144,18 @@ def run_demo(
 # --- stages ------------------------------------------------------------------------------------
 
 
-def _config(run: _Run, context: dict, preset: list[str], name: str, *extra: str) -> HeliusConfig:
+def _config(
+    run: _Run, context: dict, preset: list[str], name: str, data: Path, *extra: str
+) -> HeliusConfig:
+    """The preset (shrunk in tiny mode) reading the indexes in `data`, writing under `name`."""
     tiny = TINY if context["tiny"] else []
     return load_config(
         None,
         [
             *preset,
             *tiny,
+            f"data.train_index={data / 'train_index.txt'}",
+            f"data.val_index={data / 'val_index.txt'}",
             f"train.seed={context['seed']}",
             f"train.checkpoint_dir={run.out / 'checkpoints' / name}",
             f"train.log_dir={run.out / 'runs' / name}",
@@ -208,14 +213,12 @@ def _fit(run: _Run, config: HeliusConfig, name: str) -> float:
 
 
 def _stage_wave(run: _Run, context: dict) -> None:
-    data = run.out / "data"
     config = _config(
         run,
         context,
         WAVE_PRESET,
         "wave",
-        f"data.train_index={data / 'train_index.txt'}",
-        f"data.val_index={data / 'val_index.txt'}",
+        run.out / "data",
         *(["data.segment_seconds=1.0", "train.crop_seconds=0.5"] if context["tiny"] else []),
         _budget(context, "wave", 6),
     )
@@ -223,15 +226,13 @@ def _stage_wave(run: _Run, context: dict) -> None:
 
 
 def _stage_clip(run: _Run, context: dict) -> None:
-    data = run.out / "data_clips"
     tiny = ["data.segment_seconds=0.25", "model.clip.clip_seconds=0.25"] if context["tiny"] else []
     config = _config(
         run,
         context,
         CLIP_PRESET,
         "clip",
-        f"data.train_index={data / 'train_index.txt'}",
-        f"data.val_index={data / 'val_index.txt'}",
+        run.out / "data_clips",
         *tiny,
         _budget(context, "clip", 4),
     )
@@ -241,7 +242,6 @@ def _stage_clip(run: _Run, context: dict) -> None:
 def _stage_prior(run: _Run, context: dict) -> None:
     from helius.train.prior_task import train_prior
 
-    data = run.out / "data"
     budget = (
         "prior.max_steps=4"
         if context["tiny"]
@@ -252,8 +252,7 @@ def _stage_prior(run: _Run, context: dict) -> None:
         context,
         WAVE_PRESET,
         "wave",
-        f"data.train_index={data / 'train_index.txt'}",
-        f"data.val_index={data / 'val_index.txt'}",
+        run.out / "data",
         "prior.epochs=1000",
         budget,
     )
