@@ -286,11 +286,7 @@ def export_model(
         prior, prior_config = load_prior(prior_checkpoint)
         check_pair(config, prior_config, prior_checkpoint)
         module = ExportedVAEWithPrior(vae, prior, batch_size)
-    with warnings.catch_warnings():
-        # TorchScript is deprecated in favour of torch.export, but nn~ and other RAVE-style
-        # hosts load TorchScript files only, and only TorchScript keeps state between calls.
-        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
-        scripted = torch.jit.script(module.eval())
+    scripted = script(module)
     _check_against(scripted, vae, batch_size)
     with atomic_output(output) as tmp_path:
         scripted.save(str(tmp_path))
@@ -306,6 +302,25 @@ def export_model(
         prior_kind=module.prior_kind or None,
         size_bytes=Path(output).stat().st_size,
     )
+
+
+def script(module: nn.Module) -> torch.jit.ScriptModule:
+    """TorchScript of `module` in eval mode."""
+    with warnings.catch_warnings():
+        # TorchScript is deprecated in favour of torch.export, but nn~ and other RAVE-style
+        # hosts load TorchScript files only, and only TorchScript keeps state between calls.
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        return torch.jit.script(module.eval())
+
+
+def streaming_engine(vae: WaveVAE) -> torch.jit.ScriptModule:
+    """The scripted streaming twin of `vae` (batch 1) that `helius stream` and `live` run.
+
+    The same module `helius export` writes: streaming through it rather than through the
+    Python layers is 2-3x faster at one latent frame per block, because TorchScript dispatches
+    the ~1,000 small operations of a call without Python in between.
+    """
+    return script(ExportedVAE(vae))
 
 
 @torch.no_grad()

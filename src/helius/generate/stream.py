@@ -29,6 +29,7 @@ from torch import nn
 from helius import progress
 from helius.audio import io
 from helius.errors import ConfigError
+from helius.generate.export import streaming_engine
 from helius.models.checkpoint import check_pair, load_prior, load_vae
 from helius.models.prior import LatentPrior
 
@@ -88,6 +89,9 @@ class StreamProcessor:
                 "looks ahead and can only reconstruct offline (helius recon)"
             )
         self.vae = vae.eval()
+        # Blocks run through the scripted twin (what `helius export` writes), which gives what
+        # the Python model gives in streaming mode, 2-3x faster; the twins are tested equal.
+        self.engine = streaming_engine(self.vae)
         self.transform = transform or LatentTransform()
         if self.transform.prior_mix and prior is None:
             raise ConfigError("--prior_mix needs a prior: pass --prior_ckpt")
@@ -109,7 +113,7 @@ class StreamProcessor:
 
     def reset(self) -> None:
         """Start a new stream: empty buffers, fresh model and prior state."""
-        self.vae.streaming(True)
+        self.engine.reset()
         self._pending = np.zeros((self.channels, 0), np.float32)
         # One frame of silence ahead of the output, so every call can return a full block.
         self._ready = np.zeros((self.channels, self.hop), np.float32)
@@ -130,8 +134,8 @@ class StreamProcessor:
         if usable:
             x = torch.from_numpy(np.ascontiguousarray(self._pending[:, :usable]))[None]
             self._pending = self._pending[:, usable:]
-            mu, _ = self.vae.encode(x)
-            decoded = self.vae.decode(self._transform(mu))[0].numpy()
+            mu = self.engine.encode(x)
+            decoded = self.engine.decode(self._transform(mu))[0].numpy()
             self._ready = np.concatenate([self._ready, decoded], axis=1)
         out = self._ready[:, : block.shape[1]]
         self._ready = self._ready[:, block.shape[1] :]

@@ -13,10 +13,16 @@ ACTIVATIONS: tuple[str, ...] = ("snake", "leaky_relu", "elu")
 
 
 def snake(x: torch.Tensor, log_alpha: torch.Tensor) -> torch.Tensor:
-    """x + sin^2(alpha x) / alpha, alpha = exp(log_alpha): one fused multiply-add at the end."""
+    """x + sin^2(alpha x) / alpha, alpha = exp(log_alpha)."""
     alpha = log_alpha.exp()
+    return snake_with(x, alpha, alpha.reciprocal())
+
+
+def snake_with(x: torch.Tensor, alpha: torch.Tensor, inverse_alpha: torch.Tensor) -> torch.Tensor:
+    """Snake given alpha and 1 / alpha (precomputed once by inference twins): one fused
+    multiply-add at the end."""
     sine = torch.sin(alpha * x)
-    return torch.addcmul(x, sine * sine, alpha.reciprocal())
+    return torch.addcmul(x, sine * sine, inverse_alpha)
 
 
 class _SnakeFunction(torch.autograd.Function):

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helius.errors import ConfigError
-from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, Snake, UpStage, snake
+from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, Snake, UpStage, snake_with
 from helius.nn.pqmf import PQMF
 from helius.nn.streaming import CachedConv1d, CachedConvTranspose1d, Streamable
 
@@ -33,7 +33,12 @@ def _frozen(tensor: torch.Tensor) -> nn.Parameter:
 
 
 class StreamConv1d(nn.Module):
-    """A padding-free conv1d that prepends the last `window - stride` input samples it saw."""
+    """A padding-free conv1d that prepends the last `window - stride` input samples it saw.
+
+    Streaming calls see a few frames at a time, where PyTorch's CPU convolution falls back to
+    slow per-channel loops; one matrix product of the weight, stored as (C_out, K * C_in), with
+    the stacked kernel taps does the same sums several times faster (as in `streaming.py`).
+    """
 
     def __init__(
         self,
@@ -45,21 +50,40 @@ class StreamConv1d(nn.Module):
         batch_size: int,
     ) -> None:
         super().__init__()
-        self.weight = _frozen(weight)
-        self.bias = None if bias is None else _frozen(bias)
+        out_channels, _, kernel = weight.shape
+        self.weight = _frozen(weight if groups != 1 else torch.zeros(0))  # grouped convs only
+        self.matrix = _frozen(weight.permute(0, 2, 1).reshape(out_channels, -1))
+        self.bias = _frozen(torch.zeros(out_channels) if bias is None else bias)
         self.stride = stride
         self.dilation = dilation
         self.groups = groups
-        window = dilation * (weight.shape[-1] - 1) + 1
+        self.kernel = kernel
+        self.window = dilation * (kernel - 1) + 1
         in_channels = weight.shape[1] * groups
-        self.register_buffer("cache", torch.zeros(batch_size, in_channels, window - stride))
+        self.register_buffer("cache", torch.zeros(batch_size, in_channels, self.window - stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.size(0) != self.cache.size(0):
             self.cache = x.new_zeros(x.size(0), self.cache.size(1), self.cache.size(2))
-        buffer = torch.cat([self.cache, x], dim=-1)
-        self.cache = buffer[:, :, buffer.size(-1) - self.cache.size(-1) :]
-        return F.conv1d(buffer, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        buffer = x
+        if self.cache.size(2) > 0:
+            buffer = torch.cat([self.cache, x], dim=-1)
+            self.cache = buffer[:, :, buffer.size(-1) - self.cache.size(-1) :]
+        if self.groups != 1:
+            return F.conv1d(
+                buffer, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+            )
+        batch = buffer.size(0)
+        stacked = buffer
+        if self.window > 1 or self.stride > 1:
+            windows = buffer.unfold(2, self.window, self.stride)  # (B, C, frames, window)
+            if self.dilation > 1:
+                windows = windows[:, :, :, :: self.dilation]
+            # (B, K * C, frames), tap-major like the matrix's columns.
+            stacked = windows.permute(0, 3, 1, 2).reshape(batch, -1, windows.size(2))
+        if batch == 1:
+            return torch.addmm(self.bias[:, None], self.matrix, stacked[0]).unsqueeze(0)
+        return torch.matmul(self.matrix, stacked) + self.bias[:, None]
 
     @torch.jit.export
     def reset(self) -> None:
@@ -67,7 +91,11 @@ class StreamConv1d(nn.Module):
 
 
 class StreamConvTranspose1d(nn.Module):
-    """A transposed conv1d that adds the `kernel - stride` sample tail of its last output."""
+    """A transposed conv1d that adds the `kernel - stride` sample tail of its last output.
+
+    Computed as one matrix product (every frame spreads W^T x_t over K samples) and a fold
+    that overlap-adds them, for the same reason as `StreamConv1d`.
+    """
 
     def __init__(
         self,
@@ -78,27 +106,32 @@ class StreamConvTranspose1d(nn.Module):
         batch_size: int,
     ) -> None:
         super().__init__()
-        self.weight = _frozen(weight)
-        self.bias = None if bias is None else _frozen(bias)
+        in_channels, out_per_group, kernel = weight.shape
+        out_channels = out_per_group * groups
+        self.weight = _frozen(weight if groups != 1 else torch.zeros(0))  # grouped convs only
+        self.matrix = _frozen(weight.reshape(in_channels, -1).t())
+        self.bias = _frozen(torch.zeros(out_channels) if bias is None else bias)
         self.stride = stride
         self.groups = groups
-        out_channels = weight.shape[1] * groups
-        overlap = weight.shape[-1] - stride
-        self.register_buffer("cache", torch.zeros(batch_size, out_channels, overlap))
+        self.kernel = kernel
+        self.register_buffer("cache", torch.zeros(batch_size, out_channels, kernel - stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.size(0) != self.cache.size(0):
             self.cache = x.new_zeros(x.size(0), self.cache.size(1), self.cache.size(2))
-        length = x.size(-1) * self.stride
+        batch, frames = x.size(0), x.size(2)
+        length = frames * self.stride
+        if self.groups != 1:
+            full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
+        else:
+            span = (frames - 1) * self.stride + self.kernel
+            columns = torch.matmul(self.matrix, x)  # (B, C_out * K, frames)
+            full = F.fold(columns, (1, span), (1, self.kernel), stride=(1, self.stride))
+            full = full.view(batch, -1, span)
         overlap = self.cache.size(-1)
-        full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
-        full = torch.cat([full[:, :, :overlap] + self.cache, full[:, :, overlap:]], dim=-1)
+        full[:, :, :overlap] += self.cache
         self.cache = full[:, :, length:]
-        out = full[:, :, :length]
-        bias = self.bias
-        if bias is not None:
-            out = out + bias[:, None]
-        return out
+        return full[:, :, :length] + self.bias[:, None]
 
     @torch.jit.export
     def reset(self) -> None:
@@ -139,14 +172,16 @@ class StreamResidual(nn.Module):
 
 
 class StreamSnake(nn.Module):
-    """Snake, x + sin^2(alpha x) / alpha, in the same arithmetic as `blocks.Snake`."""
+    """Snake, x + sin^2(alpha x) / alpha, with alpha and 1 / alpha computed once at export."""
 
     def __init__(self, snake: Snake) -> None:
         super().__init__()
-        self.log_alpha = _frozen(snake.log_alpha)
+        alpha = snake.log_alpha.detach().exp()
+        self.alpha = _frozen(alpha)
+        self.inverse_alpha = _frozen(alpha.reciprocal())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return snake(x, self.log_alpha)
+        return snake_with(x, self.alpha, self.inverse_alpha)
 
     @torch.jit.export
     def reset(self) -> None:
