@@ -1,11 +1,12 @@
 """Benchmark the explorer's decode latency: one latent to a sound, end to end through HTTP.
 
-A real uvicorn server on 127.0.0.1 (a free port, in a background thread) serves the default
-clip model (configs/clip.yaml: 1 s at 44.1 kHz; untrained weights, as speed does not depend
-on training) on the CPU. A client posts a fresh random latent to /api/decode for every request
-over one keep-alive connection, as the page does while a slider moves, and reads the WAV.
-The model's own decode time (in process, no HTTP) is measured too, paired request by
-request, so the server's share of the latency is visible on a busy machine. Prints a
+`helius explore` runs in a child process on a free 127.0.0.1 port, exactly as a user starts
+it, serving the default clip model (configs/clip.yaml: 1 s at 44.1 kHz; untrained weights, as
+speed does not depend on training) on the CPU. A client posts a fresh random latent to
+/api/decode for every request over one keep-alive connection, as the page does while a slider
+moves, and reads the WAV. The model's own decode time (in this process, no HTTP) is measured
+too, after the server has stopped, for the same latents, so the server's share of the latency
+is visible. Prints a
 markdown table and writes bench/results/explore-<date>-<host>.json.
 
     python bench/explore.py [--requests 100] [--set model.latent_dim=16] [--threads 2]
@@ -17,12 +18,14 @@ import argparse
 import datetime
 import http.client
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
 import time
+import urllib.request
 from pathlib import Path
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -47,22 +50,27 @@ def summary(name: str, seconds: list[float]) -> dict:
     }
 
 
-def serve(app):
-    """Start uvicorn on a free 127.0.0.1 port in a thread; returns (server, thread, port)."""
-    import uvicorn
-
+def serve(checkpoint: Path, run_dir: Path, threads: int | None):
+    """Start `helius explore` on a free 127.0.0.1 port; returns (process, port) once it answers."""
     from helius.ui.training import free_port
 
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the explorer server did not start")
-        time.sleep(0.02)
-    return server, thread, port
+    env = dict(os.environ)
+    if threads:
+        env["OMP_NUM_THREADS"] = str(threads)
+    command = [sys.executable, "-m", "helius", "explore", "--vae_ckpt", str(checkpoint)]
+    command += ["--port", str(port), "--run_dir", str(run_dir)]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
+                return process, port
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("the explorer server did not start") from None
+            time.sleep(0.1)
 
 
 def run(config_path: Path, overrides: list[str], requests: int, threads: int | None) -> dict:
@@ -70,8 +78,7 @@ def run(config_path: Path, overrides: list[str], requests: int, threads: int | N
 
     from helius.config import load_config
     from helius.models import build_model
-    from helius.models.checkpoint import save_checkpoint
-    from helius.ui import create_app
+    from helius.models.checkpoint import load_vae, save_checkpoint
 
     if threads:
         torch.set_num_threads(threads)
@@ -82,17 +89,16 @@ def run(config_path: Path, overrides: list[str], requests: int, threads: int | N
         checkpoint = Path(folder) / "clip.pt"
         payload = {"config": config.model_dump(mode="json"), "model": model.state_dict()}
         save_checkpoint(checkpoint, {"kind": "vae", **payload, "ema": None})
-        app = create_app(checkpoint, run_dir=Path(folder) / "runs")
-        session = app.state.explorer.session
+        # The in-process reference decodes on this (main) thread only, as the server decodes
+        # on its one model thread only (see ExplorerSession).
+        local_model, _ = load_vae(checkpoint)
         generator = torch.Generator().manual_seed(1)
-        latents = torch.randn(requests + WARMUP, session.latent_dim, generator=generator)
+        latents = torch.randn(requests + WARMUP, config.model.latent_dim, generator=generator)
 
-        server, thread, port = serve(app)
+        server, port = serve(checkpoint, Path(folder) / "runs", threads)
         over_http, in_process, wav_bytes = [], [], 0
         try:
             connection = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
-            # Each HTTP request is paired with an in-process decode of the same latent right
-            # after it, so load from other processes shifts both alike.
             for index, latent in enumerate(latents):
                 body = json.dumps({"latent": latent.tolist()})
                 started = time.perf_counter()
@@ -104,24 +110,29 @@ def run(config_path: Path, overrides: list[str], requests: int, threads: int | N
                 elapsed = time.perf_counter() - started
                 if response.status != 200:
                     raise RuntimeError(f"decode answered {response.status}: {wav[:200]!r}")
-                started = time.perf_counter()
-                audio = session.decode(latent)
-                decoded = time.perf_counter() - started
                 if index >= WARMUP:
                     over_http.append(elapsed)
-                    in_process.append(decoded)
                     wav_bytes = len(wav)
             connection.close()
         finally:
-            server.should_exit = True
-            thread.join(timeout=10)
-    seconds = audio.shape[-1] / session.sample_rate
+            server.terminate()
+            server.wait(timeout=30)
+        # The same latents decoded here, after the server has stopped: interleaving the two
+        # would have each process's idle CPU threads spin while the other one decodes.
+        with torch.no_grad():
+            for index, latent in enumerate(latents):
+                started = time.perf_counter()
+                audio = local_model.decode(latent[None])[0]
+                if index >= WARMUP:
+                    in_process.append(time.perf_counter() - started)
+    sample_rate = config.data.sample_rate
+    seconds = audio.shape[-1] / sample_rate
     return {
         "config": str(config_path.relative_to(REPO)) if config_path.is_relative_to(REPO) else "",
         "overrides": overrides,
-        "kind": session.kind,
-        "latent_dim": session.latent_dim,
-        "sample_rate": session.sample_rate,
+        "kind": config.model.kind,
+        "latent_dim": config.model.latent_dim,
+        "sample_rate": sample_rate,
         "audio_seconds": seconds,
         "wav_bytes": wav_bytes,
         "params": sum(parameter.numel() for parameter in model.parameters()),
@@ -130,7 +141,7 @@ def run(config_path: Path, overrides: list[str], requests: int, threads: int | N
             summary("decode over HTTP (POST /api/decode, WAV back)", over_http),
             summary("model decode in process (no HTTP)", in_process),
             summary(
-                "HTTP share (each request minus its paired in-process decode)",
+                "HTTP share (each request minus the in-process decode of its latent)",
                 [web - model for web, model in zip(over_http, in_process, strict=True)],
             ),
         ],

@@ -192,3 +192,39 @@ def test_wave_dataset_positions_are_mean_latents(wave_checkpoint: Path, tmp_path
     assert torch.allclose(positions[2], session.encode_file(paths[2]).mean(dim=1))
     batch = session.decode_batch(session.sample_prior(2, seed=0), frames=3)
     assert batch.shape == (2, 1, 3 * session.hop_samples)
+
+
+def test_the_model_loads_and_runs_on_one_thread_whoever_calls(
+    clip_checkpoint: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Loading (also through `config`), encoding and decoding all happen on the session's
+    model thread, so a web server's many request threads never start more CPU thread pools."""
+    import helius.explore.session as session_module
+
+    seen: set[str] = set()
+    real_load = session_module.load_vae
+
+    def recording_load(*args, **kwargs):
+        seen.add(threading.current_thread().name)
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(session_module, "load_vae", recording_load)
+    session = ExplorerSession(clip_checkpoint)
+    assert session.latent_dim > 0  # reading the config loads the model
+    model = session.model()
+
+    def record(module, inputs) -> None:
+        seen.add(threading.current_thread().name)
+
+    model.decoder.register_forward_pre_hook(record)
+    model.encoder.register_forward_pre_hook(record)
+    callers = [
+        threading.Thread(target=session.decode, args=(torch.zeros(session.latent_dim),)),
+        threading.Thread(target=session.encode_audio, args=(np.zeros((1, 800), np.float32),)),
+    ]
+    for caller in callers:
+        caller.start()
+        caller.join()
+    session.decode(torch.zeros(session.latent_dim))
+    assert len(seen) == 1 and next(iter(seen)).startswith("helius-model")
+    assert session.run(threading.current_thread).name == next(iter(seen))
