@@ -10,6 +10,7 @@ import scipy.signal
 import torch
 
 from helius.metrics import (
+    SI_SDR_FLOOR_DB,
     loudness_difference_db,
     mel_distance,
     mrstft_distance,
@@ -175,3 +176,11 @@ def test_latent_health_of_a_single_dimension():
 
     health = latent_health(torch.randn(50, 1), torch.tensor([0.5]))
     assert health["active_dims"] == 1.0 and health["pca_dims_99"] == 1.0
+
+
+def test_si_sdr_of_silence_is_the_floor_not_zero() -> None:
+    """Silence holds none of the target: it scores the floor, below a noisy estimate."""
+    x = _white(2)
+    noisy = x + 3.0 * _white(3)
+    assert si_sdr(torch.zeros_like(x), x).item() == SI_SDR_FLOOR_DB
+    assert SI_SDR_FLOOR_DB < si_sdr(noisy, x).item() < 0.0

@@ -148,8 +148,17 @@ def mel_distance(
     return total / len(sizes)
 
 
+SI_SDR_FLOOR_DB = -100.0
+
+
 def si_sdr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Scale-invariant signal-to-distortion ratio in dB, mean over signals; higher is better."""
+    """Scale-invariant signal-to-distortion ratio in dB, mean over signals; higher is better.
+
+    Per signal (mean removed): 10 log10(|a t|^2 / |a t - p|^2) with a = <p, t> / |t|^2, floored
+    at SI_SDR_FLOOR_DB. A prediction with none of the target in it (silence, or orthogonal)
+    gets the floor: with eps on both sides of the ratio, silence would score 0/0 -> 0 dB,
+    better than any real model.
+    """
     pred, target = as_signal_pair(pred, target)
     pred = pred - pred.mean(dim=-1, keepdim=True)
     target = target - target.mean(dim=-1, keepdim=True)
@@ -158,8 +167,8 @@ def si_sdr(pred: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -> torch
     )
     projection = scale * target
     distortion = pred - projection
-    ratio = (projection.pow(2).sum(dim=-1) + eps) / (distortion.pow(2).sum(dim=-1) + eps)
-    return (10.0 * torch.log10(ratio)).mean()
+    ratio = projection.pow(2).sum(dim=-1) / (distortion.pow(2).sum(dim=-1) + eps)
+    return (10.0 * torch.log10(ratio)).clamp(min=SI_SDR_FLOOR_DB).mean()
 
 
 def rms_db(x: torch.Tensor, eps: float = 1e-10) -> torch.Tensor:
