@@ -19,6 +19,23 @@ from helius.models import build_model
 from helius.train.logging import TrainLogger
 
 
+def aligned(
+    model: nn.Module, audio: torch.Tensor, target: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(output, input) with the model's constant output lag taken out, for comparing them.
+
+    A causal wave VAE's reconstruction lags its input by `output_delay_samples` (the causal
+    PQMF's delay), which it cannot undo; waveform terms (phase, L1, SI-SDR) would otherwise
+    ask it to predict the future. Models without a lag are returned as they are.
+    """
+    model = getattr(model, "module", model)  # DDP and torch.compile wrappers
+    model = getattr(model, "_orig_mod", model)
+    delay = int(getattr(model, "output_delay_samples", 0))
+    if delay <= 0 or delay >= target.shape[-1]:
+        return audio, target
+    return audio[..., delay:], target[..., :-delay]
+
+
 class VAETask:
     """Train a wave VAE or a clip VAE on the segments listed by `data.train_index`."""
 
@@ -80,7 +97,7 @@ class VAETask:
         train = self.config.train
         out = model(batch, step=step)
         fft_sizes = CLIP_FFT_SIZES if self.is_clip else WAVE_FFT_SIZES
-        recon, parts = reconstruction_loss(out.audio, batch, train.loss, fft_sizes)
+        recon, parts = reconstruction_loss(*aligned(model, out.audio, batch), train.loss, fft_sizes)
         kl, kl_dims = kl_loss(out.mu, out.logvar, train.kl.free_bits)
         beta = beta_at(step, train.kl)
         total = recon + beta * kl + sum(out.aux_losses.values(), torch.zeros(()))
@@ -104,11 +121,12 @@ class VAETask:
             batch = batch.to(device)
             out = model(batch)
             weight = batch.shape[0]
+            audio, target = aligned(model, out.audio, batch)
             values = {
-                "mrstft": metrics.mrstft_distance(out.audio, batch),
-                "mel": metrics.mel_distance(out.audio, batch, self.sample_rate),
-                "si_sdr": metrics.si_sdr(out.audio, batch),
-                "loudness_diff_db": metrics.loudness_difference_db(out.audio, batch),
+                "mrstft": metrics.mrstft_distance(audio, target),
+                "mel": metrics.mel_distance(audio, target, self.sample_rate),
+                "si_sdr": metrics.si_sdr(audio, target),
+                "loudness_diff_db": metrics.loudness_difference_db(audio, target),
             }
             for name, value in values.items():
                 sums[name] = sums.get(name, 0.0) + float(value) * weight
