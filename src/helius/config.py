@@ -61,6 +61,9 @@ class ClipModelConfig(Section):
     hidden: int = Field(512, ge=8, description="width of the mu/logvar MLP heads")
     logvar_min: float = Field(-10.0, description="floor of the encoder's log-variance")
     headroom: float = Field(0.9, gt=0, le=1, description="output = headroom * tanh(.)")
+    amplitude_modulation: bool = Field(
+        True, description="output times a learned sigmoid envelope, so decays can reach silence"
+    )
     skip_loss_weight: float = Field(1.0, ge=0, description="skip consistency loss weight")
     generated_skip_prob_start: float = Field(0.0, ge=0, le=1)
     generated_skip_prob_end: float = Field(1.0, ge=0, le=1)

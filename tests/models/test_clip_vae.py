@@ -217,3 +217,15 @@ def test_one_stage_model_has_no_skips_and_no_idle_parameters() -> None:
     assert out.aux_losses["skip"].item() == 0.0
     out.audio.sum().backward()
     assert all(p.grad is not None for p in model.parameters())
+
+
+def test_amplitude_modulation_can_close_to_silence_and_can_be_switched_off() -> None:
+    model = _model()
+    assert model.decoder.output_conv.out_channels == 2  # waveform + envelope, one channel
+    with torch.no_grad():
+        model.decoder.output_conv.bias[1] = -30.0  # the envelope's logit: closed
+        silent = model.decode(torch.randn(2, model.latent_dim))
+    assert silent.abs().max().item() < 1e-9
+    plain = _model(amplitude_modulation=False)
+    assert plain.decoder.output_conv.out_channels == 1
+    assert plain.decode(torch.randn(2, plain.latent_dim)).abs().max().item() > 1e-3

@@ -9,7 +9,8 @@ strides):
              -> separate mu and logvar MLPs (logvar softly floored at logvar_min)
     decoder  z -> MLP -> (16, base_length) -> 1x1 conv -> per stage, deepest first: upsample,
              concatenate the level's skip and mix with a 1x1 conv, ResBlocks
-             -> output conv -> headroom * tanh -> crop back to clip samples
+             -> output conv -> headroom * tanh (times a sigmoid envelope with amplitude
+             modulation) -> crop back to clip samples
 
 The skips fed to the decoder are either the encoder's (training only, with a probability that
 falls over training) or the SkipGenerator's prediction from z. Outside training the model
@@ -81,9 +82,12 @@ class _Decoder(nn.Module):
         channels: list[int],
         strides: list[int],
         bottleneck_length: int,
+        amplitude_modulation: bool,
     ) -> None:
         super().__init__()
         widths = [channels[0], *channels]
+        self.out_channels = out_channels
+        self.amplitude_modulation = amplitude_modulation
         self.expand = LatentToSequence(
             latent_dim, hidden, _NARROW_CHANNELS, widths[-1], bottleneck_length
         )
@@ -97,10 +101,13 @@ class _Decoder(nn.Module):
             fuse = nn.Conv1d(2 * widths[level], widths[level], 1) if level > 0 else nn.Identity()
             self.fuse.append(fuse)
             self.res.append(res_stack(widths[level], _RES_DILATIONS))
-        self.output_conv = nn.Conv1d(widths[0], out_channels, 7, padding=3)
+        # With amplitude modulation one conv also yields the envelope's logits.
+        heads = 2 if amplitude_modulation else 1
+        self.output_conv = nn.Conv1d(widths[0], heads * out_channels, 7, padding=3)
 
-    def forward(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
-        """Pre-activation output (B, out_channels, padded length); skips shallowest first."""
+    def forward(self, z: torch.Tensor, skips: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Pre-activation waveform (B, out_channels, padded length) and, with amplitude
+        modulation, envelope logits of the same shape; skips shallowest first."""
         h = self.bottleneck(self.expand(z))
         deepest_first = [*skips[::-1], None]  # the last (full-rate) stage has no skip
         for up, fuse, res, skip in zip(self.up, self.fuse, self.res, deepest_first, strict=True):
@@ -108,7 +115,7 @@ class _Decoder(nn.Module):
             if skip is not None:
                 h = fuse(torch.cat([h, skip], dim=1))
             h = res(h)
-        return self.output_conv(act(h))
+        return self.output_conv(act(h)).split(self.out_channels, dim=1)
 
 
 class ClipVAE(nn.Module):
@@ -147,7 +154,13 @@ class ClipVAE(nn.Module):
         self.mu_head = _mlp(flat_features, clip.hidden, config.latent_dim)
         self.logvar_head = _mlp(flat_features, clip.hidden, config.latent_dim)
         self.decoder = _Decoder(
-            config.latent_dim, clip.hidden, channels, clip.channels, clip.strides, bottleneck_length
+            config.latent_dim,
+            clip.hidden,
+            channels,
+            clip.channels,
+            clip.strides,
+            bottleneck_length,
+            clip.amplitude_modulation,
         )
         skip_channels = [clip.channels[0], *clip.channels][1:-1]  # widths at levels 1 .. n-1
         self.skip_generator = SkipGenerator(
@@ -241,8 +254,11 @@ class ClipVAE(nn.Module):
         return mu, logvar, skips
 
     def _decode(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
-        raw = self.decoder(z, skips)[..., : self._clip_samples]
-        return self.config.clip.headroom * torch.tanh(raw)
+        raw, *envelope = (part[..., : self._clip_samples] for part in self.decoder(z, skips))
+        audio = self.config.clip.headroom * torch.tanh(raw)
+        # A one-shot decays into silence; tanh alone keeps a noise floor there, which
+        # log-magnitude losses (and ears) punish. The envelope can close to near zero.
+        return audio * torch.sigmoid(envelope[0]) if envelope else audio
 
     def _check_input(self, x: torch.Tensor) -> None:
         expected = (self._channels, self._clip_samples)
