@@ -5,13 +5,14 @@ configs/clip.yaml) the built-in synthesizer writes a data set (10-second texture
 VAE, 1-second drum one-shots for the clip VAE), `helius prep` cuts it at the config's sample
 rate and segment length with a tenth of the files held out, and `helius.train.trainer.fit`
 trains on CPU for `--minutes` of wall clock (train.max_minutes). The validation set is then
-scored by VAETask.validate (MR-STFT distance, mel distance, SI-SDR; decoding from z = mu) for:
-  * silence: an output of zeros (MR-STFT stays finite thanks to its eps; SI-SDR is 0 dB),
+scored by VAETask.validate (MR-STFT distance, mel distance, SI-SDR; decoding from z = mu; a
+causal wave VAE's constant output delay taken out) for:
+  * silence: an output of zeros (MR-STFT stays finite thanks to its eps; SI-SDR is the
+    -100 dB floor, as silence holds none of the target),
   * untrained: the model as fit starts it (same seed, step 0),
   * trained: the model after the budget.
 Each baseline row shows trained / baseline for the distances (lower is better, target < 1)
 and trained - baseline for SI-SDR in dB (a ratio of dB values is meaningless; target > 0).
-"SI-SDR aligned" is SI-SDR once the causal wave VAE's constant output delay is taken out.
 Training waits for the machine to go quiet first (--wait-quiet); "busy" is how many cores
 other processes used while it trained (other work means fewer steps in the budget).
 Prints a table and writes bench/results/quality-<date>-<host>.json.
@@ -31,7 +32,7 @@ import platform
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -87,25 +88,6 @@ class Silence(nn.Module):
         # Two latent dims: latent_health fails on one (torch.cov then returns a scalar).
         latent = x.new_zeros(x.shape[0], 2)
         return VAEOutput(audio=torch.zeros_like(x), mu=latent, logvar=latent, z=latent)
-
-
-class Aligned(nn.Module):
-    """A causal wave VAE's output moved back by its constant delay (zeros fill the end).
-
-    VAETask.validate compares output and input sample by sample, so the causal PQMF's delay
-    (224 samples in the default config) alone would wreck the SI-SDR of a perfect model.
-    """
-
-    def __init__(self, model: nn.Module, delay: int) -> None:
-        super().__init__()
-        self.model, self.delay = model, delay
-
-    def forward(self, x: torch.Tensor, step: int | None = None) -> VAEOutput:
-        out = self.model(x, step=step)
-        shifted = torch.cat(
-            [out.audio[..., self.delay :], out.audio.new_zeros(*x.shape[:-1], self.delay)], -1
-        )
-        return replace(out, audio=shifted)
 
 
 # --- data ----------------------------------------------------------------------------------
@@ -166,13 +148,9 @@ def validate(task: VAETask, model: nn.Module, config: HeliusConfig) -> dict:
 
 
 def score(task: VAETask, model: nn.Module, config: HeliusConfig) -> dict[str, float]:
-    """The validation metrics, plus SI-SDR with the output delay taken out ("si_sdr_aligned")."""
+    """The validation metrics (VAETask takes a causal model's output lag out first)."""
     metrics = validate(task, model, config)
-    result = {name: float(metrics[name]) for name in METRICS}
-    delay = int(getattr(model, "output_delay_samples", 0))
-    aligned = validate(task, Aligned(model, delay), config) if delay else metrics
-    result["si_sdr_aligned"] = float(aligned["si_sdr"])
-    return result
+    return {name: float(metrics[name]) for name in METRICS}
 
 
 def untrained_model(task: VAETask, config: HeliusConfig) -> nn.Module:
@@ -250,7 +228,6 @@ def print_table(rows: list[dict], minutes: float) -> None:
         ("trained/this", 12),
         ("SI-SDR dB", 9),
         ("trained-this dB", 15),
-        ("SI-SDR aligned", 14),
         ("busy", 4),
     )
     print("| " + " | ".join(f"{name:<{width}}" for name, width in headers) + " |")
@@ -267,7 +244,6 @@ def print_table(rows: list[dict], minutes: float) -> None:
             cell(row, "mel_ratio", ".3f"),
             cell(row, "si_sdr", ".2f"),
             cell(row, "si_sdr_gain_db", "+.2f"),
-            cell(row, "si_sdr_aligned", ".2f"),
             "?" if row.get("other_cpu_cores", 0) is None else cell(row, "other_cpu_cores", ".1f"),
         )
         print(
