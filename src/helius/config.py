@@ -42,7 +42,7 @@ class WaveModelConfig(Section):
 
     bands: Literal[1, 2, 4, 8, 16] = Field(16, description="PQMF sub-bands (1 = no PQMF)")
     ratios: list[int] = Field([4, 4, 4, 2], min_length=1, description="encoder strides")
-    capacity: int = Field(64, ge=4, description="channels of the first encoder stage")
+    capacity: int = Field(32, ge=4, description="channels of the first encoder stage")
     dilations: list[int] = Field([1, 3, 9], min_length=1, description="per residual stage")
     activation: Literal["snake", "leaky_relu", "elu"] = "snake"
     noise_branch: bool = Field(True, description="add filtered noise in the decoder")
