@@ -56,18 +56,18 @@ class ClipModelConfig(Section):
     """The one-latent-per-clip VAE with a U-Net decoder fed by a skip generator."""
 
     clip_seconds: float = Field(1.0, gt=0, description="fixed clip length")
-    channels: list[int] = Field([32, 64, 128, 256, 256], min_length=1, description="per stage")
+    channels: list[int] = Field([16, 32, 64, 128, 256], min_length=1, description="per stage")
     strides: list[int] = Field([4, 4, 4, 4, 4], min_length=1, description="per stage")
-    hidden: int = Field(512, ge=8, description="width of the mu/logvar MLP heads")
+    hidden: int = Field(256, ge=8, description="width of the mu/logvar MLP heads")
     logvar_min: float = Field(-10.0, description="floor of the encoder's log-variance")
     headroom: float = Field(0.9, gt=0, le=1, description="output = headroom * tanh(.)")
     amplitude_modulation: bool = Field(
         True, description="output times a learned sigmoid envelope, so decays can reach silence"
     )
     skip_loss_weight: float = Field(1.0, ge=0, description="skip consistency loss weight")
-    generated_skip_prob_start: float = Field(0.0, ge=0, le=1)
+    generated_skip_prob_start: float = Field(0.5, ge=0, le=1)
     generated_skip_prob_end: float = Field(1.0, ge=0, le=1)
-    generated_skip_steps: int = Field(10000, ge=1, description="steps of the linear ramp")
+    generated_skip_steps: int = Field(2000, ge=1, description="steps of the linear ramp")
 
 
 class ModelConfig(Section):

@@ -47,6 +47,10 @@ __all__ = ["ClipVAE"]
 # while preserving *when* things happen in the clip (pooling over time would lose it).
 _NARROW_CHANNELS = 16
 _RES_DILATIONS = (1, 3)
+# sigmoid(-4) ~ 0.02: one-shots are mostly decay and silence, so the output envelope starts
+# nearly closed and training opens it where the sound is (instead of first learning to
+# silence a loud noise floor, which log-magnitude losses punish hardest).
+_ENVELOPE_INITIAL_LOGIT = -4.0
 
 
 class _Encoder(nn.Module):
@@ -104,6 +108,9 @@ class _Decoder(nn.Module):
         # With amplitude modulation one conv also yields the envelope's logits.
         heads = 2 if amplitude_modulation else 1
         self.output_conv = nn.Conv1d(widths[0], heads * out_channels, 7, padding=3)
+        if amplitude_modulation:
+            with torch.no_grad():  # start nearly closed: an untrained model is nearly silent
+                self.output_conv.bias[out_channels:] = _ENVELOPE_INITIAL_LOGIT
 
     def forward(self, z: torch.Tensor, skips: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Pre-activation waveform (B, out_channels, padded length) and, with amplitude
