@@ -145,7 +145,7 @@ def assert_ranks_identical(ranks: list[dict], steps: int) -> None:
             assert torch.equal(value, ranks[1]["history"][step][name]), (step, name)
 
 
-def assert_matches(ranks: list[dict], single: dict, steps: range) -> None:
+def assert_matches(ranks: list[dict], single: dict, steps: range, atol: float = 1e-6) -> None:
     """Rank 0's parameters after each of `steps` equal one process's to float32 rounding."""
     for step in steps:
         for name, value in single["history"][step].items():
@@ -153,7 +153,7 @@ def assert_matches(ranks: list[dict], single: dict, steps: range) -> None:
                 ranks[0]["history"][step][name],
                 value,
                 rtol=1e-5,
-                atol=1e-6,
+                atol=atol,
                 msg=lambda text, step=step, name=name: f"step {step}, {name}: {text}",
             )
 
@@ -256,7 +256,10 @@ def test_the_vae_under_ddp_keeps_ranks_identical_and_matches_one_process(tmp_pat
     for result in (*ranks, single):
         assert (result["step"], result["epoch"]) == (4, 2)
     assert_ranks_identical(ranks, 4)
-    assert_matches(ranks, single, range(1))
+    # Adam's first update is lr * g / (|g| + eps) per weight: +-lr whatever the gradient's size,
+    # so a weight whose gradient nearly cancels to zero (where the order of the float sums,
+    # per rank or in one process, decides its last digits) can move by a fraction of lr.
+    assert_matches(ranks, single, range(1), atol=1e-2 * 0.001)  # 1 % of one step (tiny lr)
     for step in range(2):
         mean = (ranks[0]["losses"][step] + ranks[1]["losses"][step]) / 2
         assert mean == pytest.approx(single["losses"][step], rel=1e-5), step

@@ -318,9 +318,12 @@ def streaming_engine(vae: WaveVAE) -> torch.jit.ScriptModule:
 
     The same module `helius export` writes: streaming through it rather than through the
     Python layers is 2-3x faster at one latent frame per block, because TorchScript dispatches
-    the ~1,000 small operations of a call without Python in between.
+    the ~1,000 small operations of a call without Python in between. Like an export, it is
+    checked against the Python model's streaming output before it is used.
     """
-    return script(ExportedVAE(vae))
+    engine = script(ExportedVAE(vae))
+    _check_against(engine, vae, batch_size=1)
+    return engine
 
 
 @torch.no_grad()
