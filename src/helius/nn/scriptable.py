@@ -25,7 +25,15 @@ from torch import nn
 from helius.errors import ConfigError
 from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, Snake, UpStage, snake_with
 from helius.nn.pqmf import PQMF
-from helius.nn.streaming import CachedConv1d, CachedConvTranspose1d, Streamable
+from helius.nn.streaming import (
+    CachedConv1d,
+    CachedConvTranspose1d,
+    Streamable,
+    conv1d_by_matmul,
+    conv_matrix,
+    conv_transpose1d_by_matmul,
+    conv_transpose_matrix,
+)
 
 
 def _frozen(tensor: torch.Tensor) -> nn.Parameter:
@@ -35,9 +43,8 @@ def _frozen(tensor: torch.Tensor) -> nn.Parameter:
 class StreamConv1d(nn.Module):
     """A padding-free conv1d that prepends the last `window - stride` input samples it saw.
 
-    Streaming calls see a few frames at a time, where PyTorch's CPU convolution falls back to
-    slow per-channel loops; one matrix product of the weight, stored as (C_out, K * C_in), with
-    the stacked kernel taps does the same sums several times faster (as in `streaming.py`).
+    Computed by the same matrix product as a streaming `CachedConv1d` (much faster than
+    PyTorch's conv for a few frames); grouped convs use the plain conv.
     """
 
     def __init__(
@@ -50,17 +57,18 @@ class StreamConv1d(nn.Module):
         batch_size: int,
     ) -> None:
         super().__init__()
-        out_channels, _, kernel = weight.shape
-        self.weight = _frozen(weight if groups != 1 else torch.zeros(0))  # grouped convs only
-        self.matrix = _frozen(weight.permute(0, 2, 1).reshape(out_channels, -1))
-        self.bias = _frozen(torch.zeros(out_channels) if bias is None else bias)
+        kernel = weight.shape[-1]
+        grouped = groups != 1
+        # Only what forward uses: the weight for grouped convs, its matrix otherwise.
+        self.weight = _frozen(weight if grouped else torch.zeros(0))
+        self.matrix = _frozen(torch.zeros(0) if grouped else conv_matrix(weight))
+        self.bias = None if bias is None else _frozen(bias)
         self.stride = stride
         self.dilation = dilation
         self.groups = groups
-        self.kernel = kernel
-        self.window = dilation * (kernel - 1) + 1
+        window = dilation * (kernel - 1) + 1
         in_channels = weight.shape[1] * groups
-        self.register_buffer("cache", torch.zeros(batch_size, in_channels, self.window - stride))
+        self.register_buffer("cache", torch.zeros(batch_size, in_channels, window - stride))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.size(0) != self.cache.size(0):
@@ -73,17 +81,7 @@ class StreamConv1d(nn.Module):
             return F.conv1d(
                 buffer, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
             )
-        batch = buffer.size(0)
-        stacked = buffer
-        if self.window > 1 or self.stride > 1:
-            windows = buffer.unfold(2, self.window, self.stride)  # (B, C, frames, window)
-            if self.dilation > 1:
-                windows = windows[:, :, :, :: self.dilation]
-            # (B, K * C, frames), tap-major like the matrix's columns.
-            stacked = windows.permute(0, 3, 1, 2).reshape(batch, -1, windows.size(2))
-        if batch == 1:
-            return torch.addmm(self.bias[:, None], self.matrix, stacked[0]).unsqueeze(0)
-        return torch.matmul(self.matrix, stacked) + self.bias[:, None]
+        return conv1d_by_matmul(buffer, self.matrix, self.bias, self.stride, self.dilation)
 
     @torch.jit.export
     def reset(self) -> None:
@@ -93,8 +91,7 @@ class StreamConv1d(nn.Module):
 class StreamConvTranspose1d(nn.Module):
     """A transposed conv1d that adds the `kernel - stride` sample tail of its last output.
 
-    Computed as one matrix product (every frame spreads W^T x_t over K samples) and a fold
-    that overlap-adds them, for the same reason as `StreamConv1d`.
+    Computed by the same matrix product and fold as a streaming `CachedConvTranspose1d`.
     """
 
     def __init__(
@@ -106,11 +103,11 @@ class StreamConvTranspose1d(nn.Module):
         batch_size: int,
     ) -> None:
         super().__init__()
-        in_channels, out_per_group, kernel = weight.shape
-        out_channels = out_per_group * groups
-        self.weight = _frozen(weight if groups != 1 else torch.zeros(0))  # grouped convs only
-        self.matrix = _frozen(weight.reshape(in_channels, -1).t())
-        self.bias = _frozen(torch.zeros(out_channels) if bias is None else bias)
+        out_channels, kernel = weight.shape[1] * groups, weight.shape[-1]
+        grouped = groups != 1
+        self.weight = _frozen(weight if grouped else torch.zeros(0))
+        self.matrix = _frozen(torch.zeros(0) if grouped else conv_transpose_matrix(weight))
+        self.bias = None if bias is None else _frozen(bias)
         self.stride = stride
         self.groups = groups
         self.kernel = kernel
@@ -119,19 +116,19 @@ class StreamConvTranspose1d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.size(0) != self.cache.size(0):
             self.cache = x.new_zeros(x.size(0), self.cache.size(1), self.cache.size(2))
-        batch, frames = x.size(0), x.size(2)
-        length = frames * self.stride
+        length = x.size(2) * self.stride
         if self.groups != 1:
             full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
         else:
-            span = (frames - 1) * self.stride + self.kernel
-            columns = torch.matmul(self.matrix, x)  # (B, C_out * K, frames)
-            full = F.fold(columns, (1, span), (1, self.kernel), stride=(1, self.stride))
-            full = full.view(batch, -1, span)
+            full = conv_transpose1d_by_matmul(x, self.matrix, self.stride, self.kernel)
         overlap = self.cache.size(-1)
         full[:, :, :overlap] += self.cache
         self.cache = full[:, :, length:]
-        return full[:, :, :length] + self.bias[:, None]
+        out = full[:, :, :length]
+        bias = self.bias
+        if bias is not None:
+            out = out + bias[:, None]
+        return out
 
     @torch.jit.export
     def reset(self) -> None:

@@ -165,8 +165,7 @@ class CachedConv1d(nn.Conv1d, InputCache):
     def _streaming_matrix(self) -> torch.Tensor:
         """weight as (C_out, K * C_in) for the matmul path; rebuilt when streaming restarts."""
         if self._matrix is None:
-            out_channels = self.weight.shape[0]
-            self._matrix = self.weight.detach().permute(0, 2, 1).reshape(out_channels, -1)
+            self._matrix = conv_matrix(self.weight)
         return self._matrix
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -174,7 +173,7 @@ class CachedConv1d(nn.Conv1d, InputCache):
         if windowed is None:
             return x.new_zeros(x.shape[0], self.out_channels, 0)
         if self.streaming_enabled and self.groups == 1:
-            return _conv1d_by_matmul(
+            return conv1d_by_matmul(
                 windowed, self._streaming_matrix(), self.bias, self.stride[0], self.dilation[0]
             )
         return F.conv1d(
@@ -207,8 +206,7 @@ class CachedConvTranspose1d(nn.ConvTranspose1d, OutputOverlap):
     def _streaming_matrix(self) -> torch.Tensor:
         """weight as (C_out * K, C_in) for the matmul path; rebuilt when streaming restarts."""
         if self._matrix is None:
-            in_channels = self.weight.shape[0]
-            self._matrix = self.weight.detach().reshape(in_channels, -1).t().contiguous()
+            self._matrix = conv_transpose_matrix(self.weight)
         return self._matrix
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -217,7 +215,7 @@ class CachedConvTranspose1d(nn.ConvTranspose1d, OutputOverlap):
             return x.new_zeros(x.shape[0], self.out_channels, 0)
         # Bias is added after the overlap-add, otherwise overlapping samples would get it twice.
         if self.streaming_enabled and self.groups == 1:
-            full = _conv_transpose1d_by_matmul(
+            full = conv_transpose1d_by_matmul(
                 x, self._streaming_matrix(), self.stride[0], self.kernel_size[0]
             )
         else:
@@ -231,33 +229,55 @@ class CachedConvTranspose1d(nn.ConvTranspose1d, OutputOverlap):
 # Streaming calls see a few frames at a time. For such short inputs PyTorch's CPU convolution
 # falls back to per-channel loops (slow_conv_dilated2d, slow_conv_transpose2d) that cost ~10x
 # the arithmetic; one matrix product over stacked shifted views does the same sums quickly.
+# Both functions are TorchScript-compatible: the export twins (scriptable.py) call them too.
 
 
-def _conv1d_by_matmul(
-    x: torch.Tensor, matrix: torch.Tensor, bias: torch.Tensor | None, stride: int, dilation: int
+def conv_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """A conv1d weight (C_out, C_in, K) as the (C_out, K * C_in) matrix `conv1d_by_matmul` takes."""
+    return weight.detach().permute(0, 2, 1).reshape(weight.shape[0], -1)
+
+
+def conv_transpose_matrix(weight: torch.Tensor) -> torch.Tensor:
+    """A conv_transpose1d weight (C_in, C_out, K) as the (C_out * K, C_in) matrix
+    `conv_transpose1d_by_matmul` takes."""
+    return weight.detach().reshape(weight.shape[0], -1).t().contiguous()
+
+
+def conv1d_by_matmul(
+    x: torch.Tensor,
+    matrix: torch.Tensor,
+    bias: torch.Tensor | None,
+    stride: int,
+    dilation: int,
 ) -> torch.Tensor:
     """conv1d without padding of x (B, C_in, L) by a (C_out, K * C_in) weight matrix."""
-    kernel = matrix.shape[1] // x.shape[1]
-    frames = (x.shape[-1] - dilation * (kernel - 1) - 1) // stride + 1
-    end = (frames - 1) * stride + 1
-    taps = [x[..., j * dilation : j * dilation + end : stride] for j in range(kernel)]
-    stacked = torch.cat(taps, dim=1) if kernel > 1 else taps[0]  # (B, K * C_in, frames)
-    out = torch.matmul(matrix, stacked)
-    return out if bias is None else out + bias[:, None]
+    batch = x.size(0)
+    kernel = matrix.size(1) // x.size(1)
+    stacked = x
+    if kernel > 1 or stride > 1:
+        windows = x.unfold(2, dilation * (kernel - 1) + 1, stride)  # (B, C, frames, window)
+        if dilation > 1:
+            windows = windows[:, :, :, ::dilation]
+        # (B, K * C, frames), tap-major like the matrix's columns.
+        stacked = windows.permute(0, 3, 1, 2).reshape(batch, -1, windows.size(2))
+    if bias is None:
+        return torch.matmul(matrix, stacked)
+    if batch == 1:  # one fused multiply-add, the common streaming case
+        return torch.addmm(bias[:, None], matrix, stacked[0]).unsqueeze(0)
+    return torch.matmul(matrix, stacked) + bias[:, None]
 
 
-def _conv_transpose1d_by_matmul(
+def conv_transpose1d_by_matmul(
     x: torch.Tensor, matrix: torch.Tensor, stride: int, kernel: int
 ) -> torch.Tensor:
     """conv_transpose1d without padding or bias of x (B, C_in, T) by a (C_out * K, C_in)
     weight matrix."""
-    batch, _, frames = x.shape
-    out_channels = matrix.shape[0] // kernel
+    batch, frames = x.size(0), x.size(2)
     # Every input frame spreads W^T x_t over K output samples; fold overlap-adds them.
     columns = torch.matmul(matrix, x)
     length = (frames - 1) * stride + kernel
     folded = F.fold(columns, (1, length), kernel_size=(1, kernel), stride=(1, stride))
-    return folded.view(batch, out_channels, length)
+    return folded.view(batch, -1, length)
 
 
 def _check_same_stream(cache: torch.Tensor, x: torch.Tensor) -> None:
