@@ -1,4 +1,4 @@
-"""Helpers shared by the CLI modules: subcommand registration and the --config/--set options."""
+"""Helpers shared by the CLI modules: subcommand registration, --vae_ckpt and --config/--set."""
 
 from __future__ import annotations
 
@@ -18,6 +18,12 @@ def command(commands, name: str, run: Callable, help_text: str) -> argparse.Argu
     )
     sub.set_defaults(run=run)
     return sub
+
+
+def add_vae_checkpoint(parser: argparse.ArgumentParser, required: bool) -> None:
+    parser.add_argument(
+        "--vae_ckpt", "--vae-ckpt", type=Path, required=required, help="VAE checkpoint (.pt)"
+    )
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:

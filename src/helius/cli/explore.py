@@ -7,8 +7,7 @@ import ipaddress
 import socket
 from pathlib import Path
 
-from helius.cli.common import command
-from helius.cli.generate import add_vae_checkpoint
+from helius.cli.common import add_vae_checkpoint, command
 from helius.errors import ConfigError
 
 LOCAL_NAMES = ["127.0.0.1", "localhost"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from helius.cli.common import command
+from helius.cli.common import add_vae_checkpoint, command
 
 
 def add_commands(commands) -> None:
@@ -16,9 +16,7 @@ def add_commands(commands) -> None:
         "write a causal wave VAE (and optionally its prior) as a streaming TorchScript file "
         "with nn~-style encode/decode/forward(/prior) methods",
     )
-    export.add_argument(
-        "--vae_ckpt", "--vae-ckpt", type=Path, required=True, help="VAE checkpoint (.pt)"
-    )
+    add_vae_checkpoint(export, required=True)
     export.add_argument(
         "--prior_ckpt",
         "--prior-ckpt",

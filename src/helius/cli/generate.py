@@ -6,7 +6,7 @@ import argparse
 import os
 from pathlib import Path
 
-from helius.cli.common import add_config_options, command, config_from
+from helius.cli.common import add_config_options, add_vae_checkpoint, command, config_from
 
 SEED_CONFIG_HELP = "accepted for the seed's command lines; checkpoints carry their own config"
 
@@ -65,12 +65,6 @@ def add_commands(commands) -> None:
     )
     add_transform_options(stream)
     stream.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def add_vae_checkpoint(parser: argparse.ArgumentParser, required: bool) -> None:
-    parser.add_argument(
-        "--vae_ckpt", "--vae-ckpt", type=Path, required=required, help="VAE checkpoint (.pt)"
-    )
 
 
 def add_transform_options(parser: argparse.ArgumentParser) -> None:

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 from helius import progress
-from helius.cli.common import command
-from helius.cli.generate import add_transform_options, add_vae_checkpoint, transform_from
+from helius.cli.common import add_vae_checkpoint, command
+from helius.cli.generate import add_transform_options, transform_from
 from helius.errors import ConfigError
 
 STATUS_INTERVAL_SECONDS = 1.0

@@ -8,7 +8,7 @@ import math
 import os
 from pathlib import Path
 
-from helius.cli.common import add_config_options, command, config_from
+from helius.cli.common import add_config_options, add_vae_checkpoint, command, config_from
 from helius.errors import ConfigError
 
 
@@ -43,9 +43,7 @@ def add_commands(commands) -> None:
         _run_recon,
         "reconstruct an audio file through a trained VAE (encode, decode)",
     )
-    recon.add_argument(
-        "--vae_ckpt", "--vae-ckpt", type=Path, required=True, help="VAE checkpoint (.pt)"
-    )
+    add_vae_checkpoint(recon, required=True)
     recon.add_argument("--input", type=Path, required=True, help="audio file to reconstruct")
     recon.add_argument("--output", type=Path, required=True, help="WAV/FLAC file to write")
 
@@ -55,9 +53,7 @@ def add_commands(commands) -> None:
         _run_eval,
         "measure a trained VAE on an index: MR-STFT, mel, SI-SDR, active dims",
     )
-    evaluate.add_argument(
-        "--vae_ckpt", "--vae-ckpt", type=Path, required=True, help="VAE checkpoint (.pt)"
-    )
+    add_vae_checkpoint(evaluate, required=True)
     evaluate.add_argument(
         "--index", type=Path, required=True, help="segment index, e.g. data/val_index.txt"
     )
