@@ -20,6 +20,7 @@ from helius.models.checkpoint import load_vae, save_checkpoint
 from helius.models.prior import LatentPrior, build_prior
 from helius.train.latents import LatentSet, load_or_encode, remove_stale_caches
 from helius.train.logging import TrainLogger
+from helius.train.runtime import unwrap
 
 
 class LatentWindows(Dataset):
@@ -173,10 +174,10 @@ class PriorTask:
 
 
 def _unwrap(model: nn.Module) -> LatentPrior:
-    """The prior inside a DDP or torch.compile wrapper."""
-    while not isinstance(model, LatentPrior):
-        model = getattr(model, "module", None) or model._orig_mod
-    return model
+    """The prior inside any DDP and torch.compile wrappers."""
+    prior = unwrap(model)
+    assert isinstance(prior, LatentPrior), type(prior)
+    return prior
 
 
 def save_final(path: Path, config: HeliusConfig, prior: LatentPrior, vae_checkpoint: Path):

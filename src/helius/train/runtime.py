@@ -19,6 +19,17 @@ import torch.distributed as dist
 from helius.errors import ConfigError
 
 
+def unwrap(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside any DistributedDataParallel and torch.compile wrappers."""
+    while True:
+        if isinstance(model, torch.nn.parallel.DistributedDataParallel):
+            model = model.module
+        elif hasattr(model, "_orig_mod"):  # torch.compile's OptimizedModule
+            model = model._orig_mod
+        else:
+            return model
+
+
 def pick_device(requested: str = "auto") -> torch.device:
     """auto: cuda, then mps, then cpu; otherwise the named device, checked to exist."""
     if requested == "auto":

@@ -17,6 +17,7 @@ from helius.errors import DataError
 from helius.losses import CLIP_FFT_SIZES, WAVE_FFT_SIZES, beta_at, kl_loss, reconstruction_loss
 from helius.models import build_model
 from helius.train.logging import TrainLogger
+from helius.train.runtime import unwrap
 
 
 def aligned(
@@ -28,9 +29,7 @@ def aligned(
     PQMF's delay), which it cannot undo; waveform terms (phase, L1, SI-SDR) would otherwise
     ask it to predict the future. Models without a lag are returned as they are.
     """
-    model = getattr(model, "module", model)  # DDP and torch.compile wrappers
-    model = getattr(model, "_orig_mod", model)
-    delay = int(getattr(model, "output_delay_samples", 0))
+    delay = int(getattr(unwrap(model), "output_delay_samples", 0))
     if delay <= 0 or delay >= target.shape[-1]:
         return audio, target
     return audio[..., delay:], target[..., :-delay]
