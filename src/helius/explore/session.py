@@ -42,17 +42,21 @@ class ExplorerSession:
         self.checkpoint_path = Path(checkpoint_path)
         self.device = torch.device(device)
         self._lock = threading.RLock()
+        self._model_thread_id: int | None = None
         self._model_thread = ThreadPoolExecutor(
             1,
             thread_name_prefix="helius-model",
-            # The creator's thread setting, which a new thread does not inherit.
-            initializer=torch.set_num_threads,
-            initargs=(torch.get_num_threads(),),
+            initializer=self._start_model_thread,
+            initargs=(torch.get_num_threads(),),  # a new thread does not inherit the setting
         )
         self._model: nn.Module | None = None
         self._config: HeliusConfig | None = None
 
     # ---- loading ------------------------------------------------------------------------
+
+    def _start_model_thread(self, torch_threads: int) -> None:
+        self._model_thread_id = threading.get_ident()
+        torch.set_num_threads(torch_threads)
 
     def run(self, work: Callable[[], T]) -> T:
         """`work()` run on the model's thread (no grad), returning its result or raising."""
@@ -61,8 +65,8 @@ class ExplorerSession:
             with torch.no_grad():
                 return work()
 
-        if threading.current_thread().name.startswith("helius-model"):
-            return work()
+        if threading.get_ident() == self._model_thread_id:  # nested: already there
+            return call()
         return self._model_thread.submit(call).result()
 
     @property
@@ -126,7 +130,6 @@ class ExplorerSession:
 
     # ---- encoding -----------------------------------------------------------------------
 
-    @torch.no_grad()
     def encode_audio(self, audio: np.ndarray) -> torch.Tensor:
         """Posterior mean of audio (C, T) or (T,) at the model's rate.
 
@@ -164,7 +167,6 @@ class ExplorerSession:
 
     # ---- decoding -----------------------------------------------------------------------
 
-    @torch.no_grad()
     def decode(self, latent: torch.Tensor, frames: int | None = None) -> np.ndarray:
         """Audio (C, T) float32 of a latent.
 
@@ -173,7 +175,6 @@ class ExplorerSession:
         """
         return self.decode_batch(self._as_batch(latent), frames)[0]
 
-    @torch.no_grad()
     def decode_batch(self, latents: torch.Tensor, frames: int | None = None) -> np.ndarray:
         """Audio (N, C, T) of N latents of one shape: vectors (N, D) or trajectories (N, D, F)."""
         latents = torch.as_tensor(latents, dtype=torch.float32)
