@@ -91,7 +91,6 @@ class _Decoder(nn.Module):
         super().__init__()
         widths = [channels[0], *channels]
         self.out_channels = out_channels
-        self.amplitude_modulation = amplitude_modulation
         self.expand = LatentToSequence(
             latent_dim, hidden, _NARROW_CHANNELS, widths[-1], bottleneck_length
         )
@@ -261,11 +260,13 @@ class ClipVAE(nn.Module):
         return mu, logvar, skips
 
     def _decode(self, z: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
-        raw, *envelope = (part[..., : self._clip_samples] for part in self.decoder(z, skips))
-        audio = self.config.clip.headroom * torch.tanh(raw)
-        # A one-shot decays into silence; tanh alone keeps a noise floor there, which
-        # log-magnitude losses (and ears) punish. The envelope can close to near zero.
-        return audio * torch.sigmoid(envelope[0]) if envelope else audio
+        waveform, *envelope = self.decoder(z, skips)
+        audio = self.config.clip.headroom * torch.tanh(waveform[..., : self._clip_samples])
+        if envelope:
+            # A one-shot decays into silence; tanh alone keeps a noise floor there, which
+            # log-magnitude losses (and ears) punish. The envelope can close to near zero.
+            audio = audio * torch.sigmoid(envelope[0][..., : self._clip_samples])
+        return audio
 
     def _check_input(self, x: torch.Tensor) -> None:
         expected = (self._channels, self._clip_samples)
