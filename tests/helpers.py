@@ -8,6 +8,15 @@ import numpy as np
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
+# A clip VAE small enough for unit tests: 0.25 s clips at 16 kHz, a 4-dimensional latent.
+TINY_CLIP_OVERRIDES = [
+    "model.clip.channels=[8,16]",
+    "model.clip.strides=[4,4]",
+    "model.clip.hidden=16",
+    "model.latent_dim=4",
+    "model.clip.clip_seconds=0.25",
+    "data.sample_rate=16000",
+]
 
 
 def sine(

@@ -6,22 +6,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-TINY_CLIP = [
-    "model.clip.channels=[8,16]",
-    "model.clip.strides=[4,4]",
-    "model.clip.hidden=16",
-    "model.latent_dim=4",
-    "model.clip.clip_seconds=0.25",
-    "data.sample_rate=16000",
-]
+from helpers import REPO, TINY_CLIP_OVERRIDES
 
 
 def test_explore_benchmark_runs_and_writes_json(tmp_path):
     command = [sys.executable, str(REPO / "bench" / "explore.py"), "--requests", "5"]
-    for override in TINY_CLIP:
+    for override in TINY_CLIP_OVERRIDES:
         command += ["--set", override]
     completed = subprocess.run(
         [*command, "--results-dir", str(tmp_path)],

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import REPO, noise, sine, tiny_config, write
+from helpers import REPO, TINY_CLIP_OVERRIDES, noise, sine, tiny_config, write
 
 from helius.config import load_config
 from helius.explore import ExplorerSession
@@ -36,14 +36,7 @@ def _save(path: Path, config) -> Path:
 def clip_checkpoint(tmp_path_factory) -> Path:
     config = load_config(
         REPO / "configs" / "clip.yaml",
-        [
-            "model.clip.channels=[8,16]",
-            "model.clip.strides=[4,4]",
-            "model.clip.hidden=16",
-            "model.latent_dim=4",
-            "model.clip.clip_seconds=0.25",
-            f"data.sample_rate={SAMPLE_RATE}",
-        ],
+        TINY_CLIP_OVERRIDES,
     )
     return _save(tmp_path_factory.mktemp("clip") / "clip.pt", config)
 

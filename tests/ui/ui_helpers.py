@@ -9,19 +9,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import torch
+from helpers import TINY_CLIP_OVERRIDES
 
 from helius.models import build_model
 from helius.models.checkpoint import save_checkpoint
 
 SAMPLE_RATE = 16000
-CLIP_OVERRIDES = [
-    "model.clip.channels=[8,16]",
-    "model.clip.strides=[4,4]",
-    "model.clip.hidden=16",
-    "model.latent_dim=4",
-    "model.clip.clip_seconds=0.25",
-    f"data.sample_rate={SAMPLE_RATE}",
-]
+CLIP_OVERRIDES = TINY_CLIP_OVERRIDES
 
 
 def save_untrained(path: Path, config) -> Path:
