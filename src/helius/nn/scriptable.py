@@ -29,6 +29,7 @@ from helius.nn.streaming import (
     CachedConv1d,
     CachedConvTranspose1d,
     Streamable,
+    bias_column,
     conv1d_by_matmul,
     conv_matrix,
     conv_transpose1d_by_matmul,
@@ -63,6 +64,7 @@ class StreamConv1d(nn.Module):
         self.weight = _frozen(weight if grouped else torch.zeros(0))
         self.matrix = _frozen(torch.zeros(0) if grouped else conv_matrix(weight))
         self.bias = None if bias is None else _frozen(bias)
+        self.bias_column = None if bias is None or grouped else _frozen(bias_column(bias))
         self.stride = stride
         self.dilation = dilation
         self.groups = groups
@@ -74,14 +76,15 @@ class StreamConv1d(nn.Module):
         if x.size(0) != self.cache.size(0):
             self.cache = x.new_zeros(x.size(0), self.cache.size(1), self.cache.size(2))
         buffer = x
-        if self.cache.size(2) > 0:
-            buffer = torch.cat([self.cache, x], dim=-1)
-            self.cache = buffer[:, :, buffer.size(-1) - self.cache.size(-1) :]
+        kept = self.cache.size(2)
+        if kept > 0:
+            buffer = torch.cat([self.cache, x], dim=2)
+            self.cache = buffer.narrow(2, buffer.size(2) - kept, kept)
         if self.groups != 1:
             return F.conv1d(
                 buffer, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
             )
-        return conv1d_by_matmul(buffer, self.matrix, self.bias, self.stride, self.dilation)
+        return conv1d_by_matmul(buffer, self.matrix, self.bias_column, self.stride, self.dilation)
 
     @torch.jit.export
     def reset(self) -> None:
@@ -107,7 +110,7 @@ class StreamConvTranspose1d(nn.Module):
         grouped = groups != 1
         self.weight = _frozen(weight if grouped else torch.zeros(0))
         self.matrix = _frozen(torch.zeros(0) if grouped else conv_transpose_matrix(weight))
-        self.bias = None if bias is None else _frozen(bias)
+        self.bias = None if bias is None else _frozen(bias_column(bias))  # (C_out, 1)
         self.stride = stride
         self.groups = groups
         self.kernel = kernel
@@ -121,13 +124,13 @@ class StreamConvTranspose1d(nn.Module):
             full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
         else:
             full = conv_transpose1d_by_matmul(x, self.matrix, self.stride, self.kernel)
-        overlap = self.cache.size(-1)
-        full[:, :, :overlap] += self.cache
-        self.cache = full[:, :, length:]
-        out = full[:, :, :length]
+        overlap = self.cache.size(2)
+        full.narrow(2, 0, overlap).add_(self.cache)
+        self.cache = full.narrow(2, length, overlap)
+        out = full.narrow(2, 0, length)
         bias = self.bias
         if bias is not None:
-            out = out + bias[:, None]
+            out = out + bias
         return out
 
     @torch.jit.export

@@ -33,6 +33,7 @@ class Streamable:
 
     streaming_enabled: bool = False
     _matrix: torch.Tensor | None = None  # weights reshaped for streaming (see forward)
+    _bias_column: torch.Tensor | None = None
     # Future input samples one output needs; streaming is exact only when this is 0.
     lookahead_samples: int = 0
     _stream_cache: torch.Tensor | None = None
@@ -166,6 +167,7 @@ class CachedConv1d(nn.Conv1d, InputCache):
         """weight as (C_out, K * C_in) for the matmul path; rebuilt when streaming restarts."""
         if self._matrix is None:
             self._matrix = conv_matrix(self.weight)
+            self._bias_column = bias_column(self.bias)
         return self._matrix
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -173,8 +175,9 @@ class CachedConv1d(nn.Conv1d, InputCache):
         if windowed is None:
             return x.new_zeros(x.shape[0], self.out_channels, 0)
         if self.streaming_enabled and self.groups == 1:
+            matrix = self._streaming_matrix()
             return conv1d_by_matmul(
-                windowed, self._streaming_matrix(), self.bias, self.stride[0], self.dilation[0]
+                windowed, matrix, self._bias_column, self.stride[0], self.dilation[0]
             )
         return F.conv1d(
             windowed, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
@@ -243,6 +246,16 @@ def conv_transpose_matrix(weight: torch.Tensor) -> torch.Tensor:
     return weight.detach().reshape(weight.shape[0], -1).t().contiguous()
 
 
+def bias_column(bias: torch.Tensor | None) -> torch.Tensor | None:
+    """A conv bias (C_out,) as the (C_out, 1) column the matmul convolutions add."""
+    return None if bias is None else bias.detach().reshape(-1, 1)
+
+
+# Written for few operations per call (each costs ~1 us of dispatch, more than the arithmetic
+# on a few frames): one strided view stacks the taps, one matrix product applies all of them,
+# and batch 1 (every stream) skips the batched product.
+
+
 def conv1d_by_matmul(
     x: torch.Tensor,
     matrix: torch.Tensor,
@@ -250,31 +263,39 @@ def conv1d_by_matmul(
     stride: int,
     dilation: int,
 ) -> torch.Tensor:
-    """conv1d without padding of x (B, C_in, L) by a (C_out, K * C_in) weight matrix."""
-    batch = x.size(0)
-    kernel = matrix.size(1) // x.size(1)
-    stacked = x
+    """conv1d without padding of x (B, C_in, L) by a (C_out, K * C_in) weight matrix and a
+    (C_out, 1) bias column (`conv_matrix`, `bias_column`)."""
+    batch, channels, length = x.size(0), x.size(1), x.size(2)
+    kernel = matrix.size(1) // channels
+    stacked = x[0] if batch == 1 else x
     if kernel > 1 or stride > 1:
-        windows = x.unfold(2, dilation * (kernel - 1) + 1, stride)  # (B, C, frames, window)
-        if dilation > 1:
-            windows = windows[:, :, :, ::dilation]
-        # (B, K * C, frames), tap-major like the matrix's columns.
-        stacked = windows.permute(0, 3, 1, 2).reshape(batch, -1, windows.size(2))
-    if bias is None:
-        return torch.matmul(matrix, stacked)
-    if batch == 1:  # one fused multiply-add, the common streaming case
-        return torch.addmm(bias[:, None], matrix, stacked[0]).unsqueeze(0)
-    return torch.matmul(matrix, stacked) + bias[:, None]
+        frames = (length - dilation * (kernel - 1) - 1) // stride + 1
+        s = x.stride()
+        # Tap k of frame f is sample f * stride + k * dilation: a (B, K, C, frames) view,
+        # tap-major like the matrix's columns, copied once into (B, K * C, frames).
+        if batch == 1:
+            taps = x.as_strided([kernel, channels, frames], [dilation * s[2], s[1], stride * s[2]])
+            stacked = taps.reshape(kernel * channels, frames)
+        else:
+            shape = [batch, kernel, channels, frames]
+            taps = x.as_strided(shape, [s[0], dilation * s[2], s[1], stride * s[2]])
+            stacked = taps.reshape(batch, kernel * channels, frames)
+    if batch == 1:
+        if bias is None:
+            return torch.mm(matrix, stacked).unsqueeze(0)
+        return torch.addmm(bias, matrix, stacked).unsqueeze(0)
+    out = torch.matmul(matrix, stacked)
+    return out if bias is None else out + bias
 
 
 def conv_transpose1d_by_matmul(
     x: torch.Tensor, matrix: torch.Tensor, stride: int, kernel: int
 ) -> torch.Tensor:
     """conv_transpose1d without padding or bias of x (B, C_in, T) by a (C_out * K, C_in)
-    weight matrix."""
+    weight matrix (`conv_transpose_matrix`)."""
     batch, frames = x.size(0), x.size(2)
     # Every input frame spreads W^T x_t over K output samples; fold overlap-adds them.
-    columns = torch.matmul(matrix, x)
+    columns = torch.mm(matrix, x[0]) if batch == 1 else torch.matmul(matrix, x)
     length = (frames - 1) * stride + kernel
     folded = F.fold(columns, (1, length), kernel_size=(1, kernel), stride=(1, stride))
     return folded.view(batch, -1, length)
