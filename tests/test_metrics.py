@@ -184,3 +184,31 @@ def test_si_sdr_of_silence_is_the_floor_not_zero() -> None:
     noisy = x + 3.0 * _white(3)
     assert si_sdr(torch.zeros_like(x), x).item() == SI_SDR_FLOOR_DB
     assert SI_SDR_FLOOR_DB < si_sdr(noisy, x).item() < 0.0
+
+
+@pytest.mark.parametrize("silent", [None, "pred", "target"])
+def test_fast_spectrum_distance_equals_the_autograd_formula(silent: str | None) -> None:
+    """stft_frames + spectrum_distance (hand-written backward) give torch.stft + abs +
+    spectral_distance's value and gradient, also for silent signals (float64 for exactness)."""
+    from helius.metrics import spectral_distance, spectrum_distance, stft, stft_frames
+
+    generator = torch.Generator().manual_seed(0)
+    pred = 0.1 * torch.randn(3, 2000, generator=generator, dtype=torch.float64)
+    target = 0.1 * torch.randn(3, 2000, generator=generator, dtype=torch.float64)
+    if silent == "pred":
+        pred[1] = 0.0
+    if silent == "target":
+        target[2] = 0.0
+    for n_fft in (512, 128):
+        frames = stft_frames(target, n_fft, 0.25)
+        assert torch.allclose(frames.transpose(1, 2), stft(target, n_fft, 0.25), atol=1e-10)
+        fast_pred = pred.clone().requires_grad_(True)
+        fast = spectrum_distance(stft_frames(fast_pred, n_fft, 0.25), frames.abs())
+        fast.backward()
+        plain_pred = pred.clone().requires_grad_(True)
+        target_mag = stft(target, n_fft, 0.25).abs()
+        plain = spectral_distance(stft(plain_pred, n_fft, 0.25).abs(), target_mag)
+        plain.backward()
+        assert torch.allclose(fast, plain, atol=1e-10)
+        assert torch.isfinite(fast_pred.grad).all()
+        assert torch.allclose(fast_pred.grad, plain_pred.grad, atol=1e-9)

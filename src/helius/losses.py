@@ -14,7 +14,13 @@ import torch.nn.functional as F
 
 from helius.config import BetaConfig, LossConfig
 from helius.errors import ConfigError
-from helius.metrics import as_signal_pair, fitting_fft_sizes, spectral_distance, stft
+from helius.metrics import (
+    as_signal_pair,
+    fitting_fft_sizes,
+    magnitude,
+    spectrum_distance,
+    stft_frames,
+)
 
 __all__ = [
     "CLIP_FFT_SIZES",
@@ -76,10 +82,10 @@ def reconstruction_loss(
     stft_total = pred_signals.new_zeros(())
     phase_total = pred_signals.new_zeros(())
     for n_fft in sizes:
-        pred_spec = stft(spectral_pred, n_fft, config.hop_ratio)
-        target_spec = stft(spectral_target, n_fft, config.hop_ratio)
-        target_mag = target_spec.abs()
-        stft_total = stft_total + spectral_distance(pred_spec.abs(), target_mag, _EPS)
+        pred_spec = stft_frames(spectral_pred, n_fft, config.hop_ratio)
+        target_spec = stft_frames(spectral_target, n_fft, config.hop_ratio)
+        target_mag = magnitude(target_spec)
+        stft_total = stft_total + spectrum_distance(pred_spec, target_mag, _EPS)
         if config.phase_weight > 0:
             complex_l1 = (pred_spec.real - target_spec.real).abs().mean() + (
                 pred_spec.imag - target_spec.imag

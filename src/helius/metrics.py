@@ -10,6 +10,7 @@ import functools
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 
 from helius.audio.features import mel_filterbank
 
@@ -17,12 +18,15 @@ __all__ = [
     "as_signal_pair",
     "fitting_fft_sizes",
     "loudness_difference_db",
+    "magnitude",
     "mel_distance",
     "mrstft_distance",
     "rms_db",
     "si_sdr",
     "spectral_distance",
+    "spectrum_distance",
     "stft",
+    "stft_frames",
 ]
 
 
@@ -70,20 +74,82 @@ def stft(x: torch.Tensor, n_fft: int, hop_ratio: float) -> torch.Tensor:
     return torch.stft(x, n_fft, hop_length=hop, window=window, center=True, return_complex=True)
 
 
-def _stft_magnitude(x: torch.Tensor, n_fft: int, hop_ratio: float) -> torch.Tensor:
-    """|STFT| of (N, T) signals, shape (N, n_fft // 2 + 1, frames)."""
-    return stft(x, n_fft, hop_ratio).abs()
+def stft_frames(x: torch.Tensor, n_fft: int, hop_ratio: float) -> torch.Tensor:
+    """`stft` frame-major: (N, frames, n_fft // 2 + 1), the same numbers, transposed.
+
+    Reflect-padded frames as a strided view, windowed, one real FFT: what torch.stft does, but
+    its backward is a fast fold rather than torch.stft's scatter over overlapping windows
+    (~6 ms per resolution and step of the default wave VAE), and the frequency axis stays
+    contiguous. The multi-resolution distances use it; they reduce over all bins, so the
+    layout does not change their value.
+    """
+    hop = max(1, int(n_fft * hop_ratio))
+    window = torch.hann_window(n_fft, dtype=x.dtype, device=x.device)
+    padded = F.pad(x.unsqueeze(1), (n_fft // 2, n_fft // 2), mode="reflect").squeeze(1)
+    return torch.fft.rfft(padded.unfold(-1, n_fft, hop) * window, dim=-1)
+
+
+def magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """|spec| of a complex tensor, as sqrt(re^2 + im^2): ~2.5x faster than torch.abs (hypot)."""
+    parts = torch.view_as_real(spec)
+    real, imag = parts[..., 0], parts[..., 1]
+    return torch.addcmul(real * real, imag, imag).sqrt_()
 
 
 def spectral_distance(
     pred_mag: torch.Tensor, target_mag: torch.Tensor, eps: float = 1e-7
 ) -> torch.Tensor:
-    """Log-magnitude L1 + spectral convergence of one resolution's (N, F, frames) magnitudes."""
+    """Log-magnitude L1 + spectral convergence of one resolution's (N, F, frames) magnitudes
+    (or (N, frames, F): every bin of an item counts the same)."""
     log_l1 = (torch.log(pred_mag + eps) - torch.log(target_mag + eps)).abs().mean()
     diff_norm = torch.linalg.vector_norm(target_mag - pred_mag, dim=(1, 2))
     # eps in the denominator keeps a silent target finite instead of dividing by zero.
     target_norm = torch.linalg.vector_norm(target_mag, dim=(1, 2)) + eps
     return log_l1 + (diff_norm / target_norm).mean()
+
+
+class _SpectrumDistance(torch.autograd.Function):
+    """`spectral_distance(magnitude(spec), target_mag)` with one hand-written backward from the
+    distance to the spectrum's real and imaginary parts.
+
+    Autograd's chain (complex abs, its sgn backward, log, norms) takes about twice as long and
+    is a large share of a CPU training step. With m = |z|, d = m - t and per-item norms:
+    dD/dm = sign(d) / ((m + eps) * n_bins_total) + d / (batch * ||d|| * (||t|| + eps)) (the
+    log difference has the sign of d), and dm/d(re, im) = (re, im) / m.
+    """
+
+    @staticmethod
+    def forward(ctx, parts: torch.Tensor, target_mag: torch.Tensor, eps: float) -> torch.Tensor:
+        mag = magnitude(torch.view_as_complex(parts))
+        ctx.save_for_backward(parts, mag, target_mag)
+        ctx.eps = eps
+        return spectral_distance(mag, target_mag, eps)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        parts, mag, target_mag = ctx.saved_tensors
+        eps = ctx.eps
+        diff = mag - target_mag
+        tiny = torch.finfo(mag.dtype).tiny
+        diff_norm = torch.linalg.vector_norm(diff, dim=(1, 2), keepdim=True)
+        target_norm = torch.linalg.vector_norm(target_mag, dim=(1, 2), keepdim=True) + eps
+        per_item = (grad / mag.size(0)) / (diff_norm.clamp_min(tiny) * target_norm)
+        d_mag = torch.sign(diff).div_(mag + eps).mul_(grad / mag.numel())
+        d_mag.addcmul_(diff, per_item)
+        # The unit vector (re, im) / m first: it stays finite (and 0 where m = 0, as autograd's
+        # subgradient of |z|), where d_mag / m would overflow for a silent bin.
+        unit = parts / mag.clamp_min(tiny).unsqueeze(-1)
+        return unit.mul_(d_mag.unsqueeze(-1)), None, None
+
+
+def spectrum_distance(
+    pred_spec: torch.Tensor, target_mag: torch.Tensor, eps: float = 1e-7
+) -> torch.Tensor:
+    """`spectral_distance(|pred_spec|, target_mag)` of a complex spectrum, with a fast backward
+    to pred_spec (a target_mag that needs a gradient takes autograd's own path)."""
+    if target_mag.requires_grad:
+        return spectral_distance(magnitude(pred_spec), target_mag, eps)
+    return _SpectrumDistance.apply(torch.view_as_real(pred_spec), target_mag, eps)
 
 
 @functools.lru_cache(maxsize=32)
@@ -115,9 +181,8 @@ def mrstft_distance(
     sizes = fitting_fft_sizes(fft_sizes, pred.shape[-1], hop_ratio)
     total = pred.new_zeros(())
     for n_fft in sizes:
-        pred_mag = _stft_magnitude(pred, n_fft, hop_ratio)
-        target_mag = _stft_magnitude(target, n_fft, hop_ratio)
-        total = total + spectral_distance(pred_mag, target_mag, eps)
+        target_mag = magnitude(stft_frames(target, n_fft, hop_ratio))
+        total = total + spectrum_distance(stft_frames(pred, n_fft, hop_ratio), target_mag, eps)
     return total / len(sizes)
 
 
@@ -142,8 +207,8 @@ def mel_distance(
     total = pred.new_zeros(())
     for n_fft in sizes:
         basis = _mel_basis(sample_rate, n_fft, n_mels, f_min, f_max, pred.device, pred.dtype)
-        pred_mel = torch.log(basis @ _stft_magnitude(pred, n_fft, hop_ratio) + eps)
-        target_mel = torch.log(basis @ _stft_magnitude(target, n_fft, hop_ratio) + eps)
+        pred_mel = torch.log(basis @ magnitude(stft(pred, n_fft, hop_ratio)) + eps)
+        target_mel = torch.log(basis @ magnitude(stft(target, n_fft, hop_ratio)) + eps)
         total = total + (pred_mel - target_mel).abs().mean()
     return total / len(sizes)
 
