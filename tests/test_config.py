@@ -98,3 +98,13 @@ def test_config_show_reports_bad_keys_without_a_traceback(capsys):
     error = capsys.readouterr().err
     assert "helius: error:" in error and "data.smaple_rate: unknown key" in error
     assert "Traceback" not in error
+
+
+def test_lowlatency_preset_keeps_its_latency_promise():
+    """configs/lowlatency.yaml streams with at most 512 samples of model latency at 44.1 kHz."""
+    from helius.models import build_model
+
+    config = load_config(REPO / "configs" / "lowlatency.yaml")
+    vae = build_model(config.model, config.data.sample_rate)
+    assert config.data.sample_rate == 44100 and vae.causal
+    assert vae.latency_samples <= 512
