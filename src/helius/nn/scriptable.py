@@ -29,11 +29,13 @@ from helius.nn.streaming import (
     CachedConv1d,
     CachedConvTranspose1d,
     Streamable,
+    apply_matrix,
     bias_column,
     conv1d_by_matmul,
     conv_matrix,
     conv_transpose1d_by_matmul,
     conv_transpose_matrix,
+    stacked_taps,
 )
 
 
@@ -169,6 +171,66 @@ class StreamResidual(nn.Module):
     @torch.jit.export
     def reset(self) -> None:
         self.branch.reset()
+
+
+class StreamSnakeResidual(nn.Module):
+    """A `ResidualUnit` with Snake activations, x + conv1(snake(conv3(snake(x)))), in 12
+    tensor operations per call instead of 18 (a streaming call is mostly per-operation cost).
+
+    Each Snake's alpha moves into the convolutions around it: with u = alpha x,
+    alpha snake(x) = u + sin^2(u), so the dilated conv takes the first Snake's output times
+    alpha_1 (its columns divided by alpha_1), produces alpha_2 times its own output (rows and
+    bias times alpha_2), the second Snake becomes h + sin^2(h), and the 1x1 conv's columns are
+    divided by alpha_2. Zero stays zero under the scaling, so the cached left context (zeros
+    at the start of a stream) means the same as in the unit it was built from.
+    """
+
+    def __init__(self, unit: ResidualUnit, batch_size: int) -> None:
+        super().__init__()
+        first, inner, second, outer = unit.block
+        alpha_in = first.log_alpha.detach().exp().reshape(-1)
+        alpha_mid = second.log_alpha.detach().exp().reshape(-1)
+        kernel = inner.kernel_size[0]
+        self.alpha = _frozen(alpha_in.reshape(1, -1, 1))
+        inner_matrix = conv_matrix(inner.weight) / alpha_in.repeat(kernel)[None, :]
+        self.inner = _frozen(inner_matrix * alpha_mid[:, None])
+        self.inner_bias = _frozen(bias_column(inner.bias) * alpha_mid[:, None])
+        self.outer = _frozen(conv_matrix(outer.weight) / alpha_mid[None, :])
+        self.outer_bias = _frozen(bias_column(outer.bias))
+        self.kernel = kernel
+        self.dilation = inner.dilation[0]
+        self.kept = inner.window_samples - 1
+        self.register_buffer("cache", torch.zeros(batch_size, alpha_in.numel(), self.kept))
+
+    @staticmethod
+    def fits(unit: ResidualUnit) -> bool:
+        """True for the unit this twin fuses: Snakes around two plain, biased convolutions."""
+        first, inner, second, outer = unit.block
+        convs = (inner, outer)
+        return (
+            isinstance(first, Snake)
+            and isinstance(second, Snake)
+            and all(conv.groups == 1 and conv.bias is not None for conv in convs)
+            and inner.stride[0] == 1
+            and outer.kernel_size[0] == 1
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.size(0) != self.cache.size(0):
+            self.cache = x.new_zeros(x.size(0), self.cache.size(1), self.kept)
+        scaled = self.alpha * x
+        sine = torch.sin(scaled)
+        buffer = torch.cat([self.cache, torch.addcmul(scaled, sine, sine)], dim=2)
+        self.cache = buffer.narrow(2, buffer.size(2) - self.kept, self.kept)
+        stacked = stacked_taps(buffer, self.kernel, 1, self.dilation)
+        hidden = apply_matrix(self.inner, stacked, self.inner_bias)
+        sine = torch.sin(hidden)
+        # A batch of 1 runs 2-D from the stacking on; the sum broadcasts back to (1, C, T).
+        return x + apply_matrix(self.outer, torch.addcmul(hidden, sine, sine), self.outer_bias)
+
+    @torch.jit.export
+    def reset(self) -> None:
+        self.cache.zero_()
 
 
 class StreamSnake(nn.Module):
@@ -309,6 +371,8 @@ def scriptable_twin(module: nn.Module, batch_size: int = 1) -> nn.Module:
     if isinstance(module, nn.LeakyReLU | nn.ELU | nn.Identity):
         return Stateless(module)
     if isinstance(module, ResidualUnit):
+        if StreamSnakeResidual.fits(module):
+            return StreamSnakeResidual(module, batch_size)
         return StreamResidual(scriptable_twin(module.block, batch_size))
     if isinstance(module, DownStage):
         parts = [module.units, module.activation, module.down]

@@ -256,6 +256,35 @@ def bias_column(bias: torch.Tensor | None) -> torch.Tensor | None:
 # and batch 1 (every stream) skips the batched product.
 
 
+def stacked_taps(x: torch.Tensor, kernel: int, stride: int, dilation: int) -> torch.Tensor:
+    """The columns a (C_out, K * C_in) conv matrix multiplies, from unpadded x (B, C_in, L):
+    (K * C_in, frames) for a batch of 1, else (B, K * C_in, frames)."""
+    batch, channels, length = x.size(0), x.size(1), x.size(2)
+    if kernel == 1 and stride == 1:
+        return x[0] if batch == 1 else x
+    frames = (length - dilation * (kernel - 1) - 1) // stride + 1
+    s = x.stride()
+    # Tap k of frame f is sample f * stride + k * dilation: a (B, K, C, frames) view, tap-major
+    # like the matrix's columns, copied once into the stacked columns.
+    if batch == 1:
+        taps = x.as_strided([kernel, channels, frames], [dilation * s[2], s[1], stride * s[2]])
+        return taps.reshape(kernel * channels, frames)
+    taps = x.as_strided(
+        [batch, kernel, channels, frames], [s[0], dilation * s[2], s[1], stride * s[2]]
+    )
+    return taps.reshape(batch, kernel * channels, frames)
+
+
+def apply_matrix(
+    matrix: torch.Tensor, stacked: torch.Tensor, bias: torch.Tensor | None
+) -> torch.Tensor:
+    """matrix @ stacked (+ a (C_out, 1) bias column); 2-D stacked (batch 1) takes one addmm."""
+    if stacked.dim() == 2:
+        return torch.mm(matrix, stacked) if bias is None else torch.addmm(bias, matrix, stacked)
+    out = torch.matmul(matrix, stacked)
+    return out if bias is None else out + bias
+
+
 def conv1d_by_matmul(
     x: torch.Tensor,
     matrix: torch.Tensor,
@@ -265,27 +294,9 @@ def conv1d_by_matmul(
 ) -> torch.Tensor:
     """conv1d without padding of x (B, C_in, L) by a (C_out, K * C_in) weight matrix and a
     (C_out, 1) bias column (`conv_matrix`, `bias_column`)."""
-    batch, channels, length = x.size(0), x.size(1), x.size(2)
-    kernel = matrix.size(1) // channels
-    stacked = x[0] if batch == 1 else x
-    if kernel > 1 or stride > 1:
-        frames = (length - dilation * (kernel - 1) - 1) // stride + 1
-        s = x.stride()
-        # Tap k of frame f is sample f * stride + k * dilation: a (B, K, C, frames) view,
-        # tap-major like the matrix's columns, copied once into (B, K * C, frames).
-        if batch == 1:
-            taps = x.as_strided([kernel, channels, frames], [dilation * s[2], s[1], stride * s[2]])
-            stacked = taps.reshape(kernel * channels, frames)
-        else:
-            shape = [batch, kernel, channels, frames]
-            taps = x.as_strided(shape, [s[0], dilation * s[2], s[1], stride * s[2]])
-            stacked = taps.reshape(batch, kernel * channels, frames)
-    if batch == 1:
-        if bias is None:
-            return torch.mm(matrix, stacked).unsqueeze(0)
-        return torch.addmm(bias, matrix, stacked).unsqueeze(0)
-    out = torch.matmul(matrix, stacked)
-    return out if bias is None else out + bias
+    kernel = matrix.size(1) // x.size(1)
+    out = apply_matrix(matrix, stacked_taps(x, kernel, stride, dilation), bias)
+    return out.unsqueeze(0) if out.dim() == 2 else out
 
 
 def conv_transpose1d_by_matmul(
