@@ -106,9 +106,10 @@ def time_steps(spec: dict) -> dict:
 
     from helius.config import load_config
     from helius.train.optim import build_optimizer
-    from helius.train.runtime import seed_everything
+    from helius.train.runtime import keep_freed_memory, seed_everything
     from helius.train.vae_task import VAETask
 
+    keep_freed_memory()  # as the trainer does on the CPU
     torch.set_num_threads(spec["threads"])
     config = load_config(spec["config"], spec["overrides"])
     seed_everything(config.train.seed)

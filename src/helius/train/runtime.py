@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import ctypes
 import os
 import random
 import signal
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -105,6 +107,31 @@ class Runtime:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+MALLOC_TUNING_ENV = "HELIUS_MALLOC_TUNING"  # "0" leaves the C allocator as it is
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3  # glibc mallopt parameters (malloc.h)
+
+
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc to reuse freed memory rather than give it back to the kernel.
+
+    A CPU training step allocates and frees activations of a few MB hundreds of times. By
+    default glibc returns much of that memory between steps (mmap for large blocks, trimming
+    the heap top) and pays a page fault per 4 KB page to get it back: 1.0-1.5 M faults in 15
+    steps of the default wave VAE. Serving blocks up to 32 MB from the heap and trimming only
+    above 1 GB cut that to 0.35 M and made steps 5-10 % faster, at the same peak RSS. It only
+    changes where malloc finds memory, never what a tensor holds. Returns True if applied
+    (Linux with glibc, and HELIUS_MALLOC_TUNING is not "0").
+    """
+    if os.environ.get(MALLOC_TUNING_ENV, "1") == "0" or not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt  # absent from musl and other C libraries
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 << 20)) and bool(mallopt(_M_TRIM_THRESHOLD, 1 << 30))
 
 
 def start_runtime(requested_device: str = "auto") -> Runtime:

@@ -28,7 +28,13 @@ from helius.models.checkpoint import rotate
 from helius.train.checkpointing import recover, restore, save, snapshot
 from helius.train.logging import TrainLogger
 from helius.train.optim import EMA, build_optimizer, build_scheduler
-from helius.train.runtime import Runtime, StopFlag, seed_everything, start_runtime
+from helius.train.runtime import (
+    Runtime,
+    StopFlag,
+    keep_freed_memory,
+    seed_everything,
+    start_runtime,
+)
 
 VALIDATION_SEED = 1234  # validation draws its own randomness, never the training stream's
 MAX_RECOVERIES = 3  # reloads with a halved LR before a diverging run stops with an error
@@ -80,6 +86,8 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     """Train `task` as `config.train` says; returns the trained model and what happened."""
     train_config = config.train
     runtime = start_runtime(train_config.device)
+    if runtime.device.type == "cpu":
+        keep_freed_memory()
     seed_everything(train_config.seed)  # same initial weights on every rank
     model = task.build_model().to(runtime.device)
     train_set, val_set = task.datasets()
