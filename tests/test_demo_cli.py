@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import base64
 import io
+import itertools
 import json
 import re
 from html.parser import HTMLParser
 
 import numpy as np
+import pytest
 import soundfile as sf
 
 from helius.cli import main
@@ -108,3 +110,20 @@ class _Sections(HTMLParser):
 def test_report_command_rewrites_the_page_and_explains_a_missing_run(tmp_path, capsys):
     assert main(["report", "--run", str(tmp_path)]) == 1
     assert "run.json does not exist" in capsys.readouterr().err
+
+
+def test_time_left_counts_the_training_stages_still_to_come():
+    """The demo's "about N min left": the budget shares of the training stages not yet run."""
+    from helius.demo import QUICK_STAGE_MINUTES, SHARES, minutes_left
+
+    names = ["data", "wave VAE", "clip VAE", "prior", "dream", "stream", "report"]
+    estimates = [minutes_left(names, index, 5.0) for index in range(len(names))]
+    training = 5.0 * sum(SHARES.values())
+    assert estimates[0] == pytest.approx(training + 4 * QUICK_STAGE_MINUTES)
+    assert estimates[2] == pytest.approx(
+        5.0 * (SHARES["clip"] + SHARES["prior"]) + 3 * QUICK_STAGE_MINUTES
+    )
+    assert estimates[4:] == pytest.approx(
+        [3 * QUICK_STAGE_MINUTES, 2 * QUICK_STAGE_MINUTES, QUICK_STAGE_MINUTES]
+    )
+    assert all(later < earlier for earlier, later in itertools.pairwise(estimates))

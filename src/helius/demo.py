@@ -84,6 +84,17 @@ TINY = [  # seconds, not minutes: for the tests
     "train.val_every_steps=1000",
 ]
 SHARES = {"wave": 0.45, "clip": 0.15, "prior": 0.12}  # of the budget; the rest is quick work
+TRAINING_STAGES = {"wave VAE": "wave", "clip VAE": "clip", "prior": "prior"}  # stage -> share
+QUICK_STAGE_MINUTES = 0.03  # each other stage (data, dream, stream, ...): ~1 s here
+
+
+def minutes_left(stage_names: list[str], index: int, minutes: float) -> float:
+    """About how long the demo still runs when stage `index` of `stage_names` starts: the
+    budget shares of the training stages from there on, plus the quick stages."""
+    later = stage_names[index:]
+    training = sum(SHARES[TRAINING_STAGES[name]] for name in later if name in TRAINING_STAGES)
+    quick = sum(name not in TRAINING_STAGES for name in later)
+    return minutes * training + QUICK_STAGE_MINUTES * quick
 
 
 @dataclass
@@ -108,9 +119,10 @@ def run_demo(
     minutes: float = 5.0,
     tiny: bool = False,
     seed: int = 0,
-    on_stage: Callable[[str, int, int], None] | None = None,
+    on_stage: Callable[[str, int, int, float], None] | None = None,
 ) -> DemoResult:
-    """Run every stage into `out`; `on_stage(name, index, count)` is told as each one starts."""
+    """Run every stage into `out`; `on_stage(name, index, count, minutes_left)` is told as each
+    one starts (minutes_left: `minutes_left`'s estimate)."""
     run = _Run(Path(out))
     run.record = {"stages": [], "speed": {}, "audio": {}, "checkpoints": {}, "logs": {}}
     budget_minutes = max(minutes, 0.1)
@@ -126,9 +138,10 @@ def run_demo(
         ("report", _stage_report),
     ]
     context = {"tiny": tiny, "minutes": budget_minutes, "seed": seed}
+    names = [name for name, _ in stages]
     for index, (name, stage) in enumerate(stages):
         if on_stage:
-            on_stage(name, index, len(stages))
+            on_stage(name, index, len(stages), minutes_left(names, index, budget_minutes))
         started = time.perf_counter()
         stage(run, context)
         run.record["stages"].append({"name": name, "seconds": time.perf_counter() - started})

@@ -35,14 +35,11 @@ def add_commands(commands) -> None:
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from helius.demo import SHARES, run_demo
+    from helius.demo import run_demo
 
     started = time.perf_counter()
-    # The training stages share the budget; the other stages take a fraction of a minute.
-    budget_seconds = args.minutes * 60 * sum(SHARES.values()) + 60
 
-    def on_stage(name: str, index: int, count: int) -> None:
-        left = max(0.0, budget_seconds - (time.perf_counter() - started)) / 60
+    def on_stage(name: str, index: int, count: int, left: float) -> None:
         eta = "" if args.tiny else f", about {left:.1f} min left"
         progress.note(f"[{index + 1}/{count}] {name}{eta}")
 
