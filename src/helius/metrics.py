@@ -91,7 +91,11 @@ def stft_frames(x: torch.Tensor, n_fft: int, hop_ratio: float) -> torch.Tensor:
 
 def magnitude(spec: torch.Tensor) -> torch.Tensor:
     """|spec| of a complex tensor, as sqrt(re^2 + im^2): ~2.5x faster than torch.abs (hypot)."""
-    parts = torch.view_as_real(spec)
+    return _magnitude_of_parts(torch.view_as_real(spec))
+
+
+def _magnitude_of_parts(parts: torch.Tensor) -> torch.Tensor:
+    """sqrt(re^2 + im^2) of a (..., 2) real view of a complex tensor."""
     real, imag = parts[..., 0], parts[..., 1]
     return torch.addcmul(real * real, imag, imag).sqrt_()
 
@@ -120,7 +124,7 @@ class _SpectrumDistance(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, parts: torch.Tensor, target_mag: torch.Tensor, eps: float) -> torch.Tensor:
-        mag = magnitude(torch.view_as_complex(parts))
+        mag = _magnitude_of_parts(parts)
         ctx.save_for_backward(parts, mag, target_mag)
         ctx.eps = eps
         return spectral_distance(mag, target_mag, eps)

@@ -62,10 +62,10 @@ class StreamConv1d(nn.Module):
         super().__init__()
         kernel = weight.shape[-1]
         grouped = groups != 1
-        # Only what forward uses: the weight for grouped convs, its matrix otherwise.
+        # Only what forward uses: weight and bias for grouped convs, their matrix forms otherwise.
         self.weight = _frozen(weight if grouped else torch.zeros(0))
         self.matrix = _frozen(torch.zeros(0) if grouped else conv_matrix(weight))
-        self.bias = None if bias is None else _frozen(bias)
+        self.bias = None if bias is None or not grouped else _frozen(bias)
         self.bias_column = None if bias is None or grouped else _frozen(bias_column(bias))
         self.stride = stride
         self.dilation = dilation
@@ -112,7 +112,7 @@ class StreamConvTranspose1d(nn.Module):
         grouped = groups != 1
         self.weight = _frozen(weight if grouped else torch.zeros(0))
         self.matrix = _frozen(torch.zeros(0) if grouped else conv_transpose_matrix(weight))
-        self.bias = None if bias is None else _frozen(bias_column(bias))  # (C_out, 1)
+        self.bias_column = None if bias is None else _frozen(bias_column(bias))
         self.stride = stride
         self.groups = groups
         self.kernel = kernel
@@ -130,7 +130,7 @@ class StreamConvTranspose1d(nn.Module):
         full.narrow(2, 0, overlap).add_(self.cache)
         self.cache = full.narrow(2, length, overlap)
         out = full.narrow(2, 0, length)
-        bias = self.bias
+        bias = self.bias_column
         if bias is not None:
             out = out + bias
         return out

@@ -163,22 +163,21 @@ class CachedConv1d(nn.Conv1d, InputCache):
         window = dilation * (kernel_size - 1) + 1
         self._setup_input_cache(window, stride, causal, type(self).__name__)
 
-    def _streaming_matrix(self) -> torch.Tensor:
-        """weight as (C_out, K * C_in) for the matmul path; rebuilt when streaming restarts."""
+    def _streaming_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(weight as (C_out, K * C_in), bias as (C_out, 1)) for the matmul path; rebuilt when
+        streaming restarts."""
         if self._matrix is None:
             self._matrix = conv_matrix(self.weight)
             self._bias_column = bias_column(self.bias)
-        return self._matrix
+        return self._matrix, self._bias_column
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         windowed = self._window_input(x)
         if windowed is None:
             return x.new_zeros(x.shape[0], self.out_channels, 0)
         if self.streaming_enabled and self.groups == 1:
-            matrix = self._streaming_matrix()
-            return conv1d_by_matmul(
-                windowed, matrix, self._bias_column, self.stride[0], self.dilation[0]
-            )
+            matrix, bias = self._streaming_weights()
+            return conv1d_by_matmul(windowed, matrix, bias, self.stride[0], self.dilation[0])
         return F.conv1d(
             windowed, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
         )
