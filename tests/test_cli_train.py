@@ -159,8 +159,22 @@ def test_eval_agrees_with_the_validation_stored_in_best(trained, prepared, capsy
     assert code == 0
     measured = json.loads(out)
     stored = load_checkpoint(best)["metrics"]
-    for name in ("mrstft", "mel", "si_sdr", "active_dims"):
+    for name in (
+        "mrstft",
+        "mel",
+        "si_sdr",
+        "active_dims",
+        "loudness_corr",
+        "spectral_change_corr",
+        "sensitivity_zero_db",
+        "sensitivity_shuffle_db",
+    ):
         assert measured[name] == pytest.approx(stored[name], rel=1e-5, abs=1e-6)
+    assert isinstance(measured["ignores_latent"], bool)
+    code, out, _ = run(
+        capsys, "eval", "--vae_ckpt", str(best), "--index", str(prepared / "data" / "val_index.txt")
+    )
+    assert code == 0 and "loudness_corr" in out and "sensitivity_zero_db" in out
 
 
 def test_clip_preset_trains_on_one_shots(tmp_path, capsys):

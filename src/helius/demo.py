@@ -36,7 +36,8 @@ WAVE_PRESET = [  # a light streaming wave VAE at 22.05 kHz: one latent frame per
     "train.epochs=1000",  # the time budget ends training
     "train.batch_size=8",
     "train.crop_seconds=1.0",
-    "train.learning_rate=0.0005",
+    "train.learning_rate=0.001",
+    "train.warmup_steps=50",
     "train.val_every_steps=100",
     "train.log_audio_every_steps=100",
     "train.kl.beta=0.05",
@@ -60,6 +61,8 @@ CLIP_PRESET = [  # one latent per 1-second one-shot at 22.05 kHz
     "train.epochs=1000",
     "train.batch_size=8",
     "train.learning_rate=0.001",
+    "train.warmup_steps=0",
+    "train.loss.log_epsilon=1e-7",
     "train.val_every_steps=50",
     "train.log_audio_every_steps=100",
     "train.loss.phase_weight=0.1",
@@ -293,6 +296,10 @@ def _stage_dream(run: _Run, context: dict) -> None:
 
 
 def _stage_stream(run: _Run, context: dict) -> None:
+    import torch
+
+    from helius.data.dataset import read_index
+    from helius.fidelity import follow_report
     from helius.generate.recon import reconstruct
     from helius.generate.stream import LatentTransform, stream_file
     from helius.models.checkpoint import load_vae
@@ -318,11 +325,17 @@ def _stage_stream(run: _Run, context: dict) -> None:
     )
     run.record["speed"]["stream_realtime_factor"] = result.realtime_factor
     run.record["speed"]["stream_latency_ms"] = result.latency_ms
-    # A validation segment and its reconstruction, for the spectrograms.
-    original_path = _first_segment(run.out / "data" / "val_index.txt")
-    original, _ = io.load(original_path, rate)
+    # The validation audio (its segments in a row) and its reconstruction: the spectrograms,
+    # and how well the model follows it next to a static sound with the same average spectrum.
+    original = np.concatenate(
+        [io.load(path, rate)[0] for path in read_index(run.out / "data" / "val_index.txt")], axis=1
+    )
+    rebuilt = reconstruct(vae, original)
     io.save(audio_dir / "original.wav", original, rate)
-    io.save(audio_dir / "reconstruction.wav", reconstruct(vae, original), rate)
+    io.save(audio_dir / "reconstruction.wav", rebuilt, rate)
+    run.record["fidelity"] = follow_report(
+        torch.from_numpy(rebuilt), torch.from_numpy(original), rate, vae.output_delay_samples
+    )
     clip_vae, clip_config = load_vae(run.out / checkpoints["clip VAE"])
     shot_path = _first_segment(run.out / "data_clips" / "val_index.txt")
     shot, _ = io.load(shot_path, clip_config.data.sample_rate)

@@ -134,11 +134,20 @@ def _run_eval(args: argparse.Namespace) -> int:
             "mel",
             "si_sdr",
             "loudness_diff_db",
+            "loudness_corr",
+            "spectral_change_corr",
+            "sensitivity_zero_db",
+            "sensitivity_shuffle_db",
             "kl",
             "active_dims",
             "pca_dims_90",
             "pca_dims_99",
         ):
-            value = metrics[name]
-            print(f"{name:>18}: {value:.4f}" if not math.isnan(value) else f"{name:>18}: nan")
+            value = metrics.get(name, math.nan)
+            print(f"{name:>22}: {value:.4f}" if not math.isnan(value) else f"{name:>22}: nan")
+        if metrics.get("ignores_latent"):
+            print(
+                "warning: the decoder ignores its latent (replacing z by zeros barely changes "
+                "the output): reconstructions are an average sound, not the input"
+            )
     return 0

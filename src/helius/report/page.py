@@ -27,6 +27,7 @@ from helius.files import atomic_write_text
 from helius.report import figures
 
 SECTIONS = (
+    "fidelity",
     "losses",
     "spectrograms",
     "audio",
@@ -67,6 +68,7 @@ def write_report(run_dir: str | os.PathLike) -> Path:
     run = load_run(run_dir)
     parts = [
         f"<h1>Helius run report</h1><p>{html.escape(str(run_dir.resolve()))}</p>",
+        _fidelity(run),
         _losses(run_dir, run),
         _spectrograms(run_dir, run),
         _audio(run_dir, run),
@@ -101,6 +103,37 @@ def _table(rows: list[tuple[str, str]], header: tuple[str, str] = ("", "")) -> s
         f"<tr><td>{html.escape(str(a))}</td><td>{html.escape(str(b))}</td></tr>" for a, b in rows
     )
     return f"<table>{head}{body}</table>"
+
+
+FIDELITY_COLUMNS = (
+    ("loudness_corr", "loudness envelope corr. (1 = follows)"),
+    ("spectral_change_corr", "spectral-change corr. (1 = follows)"),
+    ("loudness_diff_db", "level vs input (dB)"),
+    ("mel_distance", "mel distance (0 = same)"),
+)
+
+
+def _fidelity(run: dict[str, Any]) -> str:
+    """Does the wave VAE follow its validation audio? The model next to a static sound."""
+    fidelity = run.get("fidelity")
+    if not fidelity:
+        return _section("fidelity", "Does the model follow its input?", "<p>not measured</p>")
+    rows = fidelity["rows"]
+    head = "".join(f"<th>{html.escape(label)}</th>" for _, label in FIDELITY_COLUMNS)
+    body = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(f"<td>{values[key]:.2f}</td>" for key, _ in FIDELITY_COLUMNS)
+        + "</tr>"
+        for name, values in rows.items()
+    )
+    text = (
+        f"<p><b>{html.escape(fidelity['verdict'])}</b></p><p>Wave VAE on the validation audio. "
+        "The static baseline is noise with the input's average spectrum at its level: it "
+        "sounds like the data and follows nothing, so a model must beat it on the follow "
+        "columns, not only on distances.</p>"
+    )
+    table = f"<table><tr><th>output</th>{head}</tr>{body}</table>"
+    return _section("fidelity", "Does the model follow its input?", text + table)
 
 
 def _losses(run_dir: Path, run: dict[str, Any]) -> str:

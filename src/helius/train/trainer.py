@@ -126,7 +126,9 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
         trained = torch.compile(trained)
     if runtime.distributed:
         trained = nn.parallel.DistributedDataParallel(
-            trained, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None
+            trained,
+            device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None,
+            find_unused_parameters=bool(getattr(task, "ddp_find_unused_parameters", False)),
         )
     sampler = EpochSampler(
         len(train_set), train_config.seed, True, runtime.rank, runtime.world_size
@@ -173,6 +175,11 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                 torch.manual_seed(VALIDATION_SEED)
                 metrics = task.validate(judged, _batches(val_set, train_config.batch_size))
             result.last_validation = metrics
+            warn = getattr(task, "validation_warning", None)
+            message = warn(metrics, state.step) if warn else None
+            if message:
+                progress.note(message)
+                logger.text("warning", message, state.step)
             score = metrics["score"]
             logger.scalars({f"val/{k}": v for k, v in metrics.items() if _is_number(v)}, state.step)
             if score < state.best_score:

@@ -10,12 +10,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from helius import metrics
+from helius import fidelity, metrics
 from helius.config import HeliusConfig
 from helius.data.dataset import SegmentDataset
 from helius.errors import DataError
 from helius.losses import CLIP_FFT_SIZES, WAVE_FFT_SIZES, beta_at, kl_loss, reconstruction_loss
 from helius.models import build_model
+from helius.train.adversarial import AdversarialPhase
 from helius.train.logging import TrainLogger
 from helius.train.runtime import unwrap
 
@@ -35,6 +36,11 @@ def aligned(
     return audio[..., delay:], target[..., :-delay]
 
 
+# Validations before this step do not warn about a decoder that ignores its latent: every
+# decoder starts out producing an average sound while the encoder finds its feet.
+COLLAPSE_WARNING_AFTER_STEPS = 1000
+
+
 class VAETask:
     """Train a wave VAE or a clip VAE on the segments listed by `data.train_index`."""
 
@@ -46,6 +52,19 @@ class VAETask:
         self.sample_rate = config.data.sample_rate
         self.channels = 1 if config.data.mono else 2
         self._hop = hop_samples
+        self.adversarial = AdversarialPhase(config.train.adversarial)
+
+    @property
+    def ddp_find_unused_parameters(self) -> bool:
+        """A frozen encoder gets no gradients in phase 2: DDP must be told to expect that."""
+        return self.adversarial.enabled and self.config.train.adversarial.freeze_encoder
+
+    def extra_state(self) -> dict[str, Any]:
+        """What a checkpoint must carry besides the model: the discriminators (phase 2)."""
+        return self.adversarial.state_dict()
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.adversarial.load_state_dict(state)
 
     @property
     def is_clip(self) -> bool:
@@ -94,13 +113,21 @@ class VAETask:
 
     def loss(self, model: nn.Module, batch: torch.Tensor, step: int):
         train = self.config.train
+        phase_two = self.adversarial.active(step)
+        if phase_two:
+            self.adversarial.prepare(unwrap(model), batch.device)
         out = model(batch, step=step)
         fft_sizes = CLIP_FFT_SIZES if self.is_clip else WAVE_FFT_SIZES
-        recon, parts = reconstruction_loss(*aligned(model, out.audio, batch), train.loss, fft_sizes)
+        output, target = aligned(model, out.audio, batch)
+        recon, parts = reconstruction_loss(output, target, train.loss, fft_sizes, self.sample_rate)
         kl, kl_dims = kl_loss(out.mu, out.logvar, train.kl.free_bits)
         beta = beta_at(step, train.kl)
         total = recon + beta * kl + sum(out.aux_losses.values(), torch.zeros(()))
         logs = {f"recon_{name}": float(value.detach()) for name, value in parts.items()}
+        if phase_two:
+            adversarial, adversarial_logs = self.adversarial.losses(target, output)
+            total = total + adversarial
+            logs.update(adversarial_logs)
         logs.update(
             {f"aux_{name}": float(value.detach()) for name, value in out.aux_losses.items()}
         )
@@ -126,7 +153,11 @@ class VAETask:
                 "mel": metrics.mel_distance(audio, target, self.sample_rate),
                 "si_sdr": metrics.si_sdr(audio, target),
                 "loudness_diff_db": metrics.loudness_difference_db(audio, target),
+                **fidelity.follow_metrics(audio, target, self.sample_rate),
             }
+            decode = getattr(unwrap(model), "decode", None)  # stand-ins (silence) have none
+            if decode is not None:
+                values.update(fidelity.latent_sensitivity_db(decode, out.z))
             for name, value in values.items():
                 sums[name] = sums.get(name, 0.0) + float(value) * weight
             count += weight
@@ -143,7 +174,23 @@ class VAETask:
         result["kl"] = float(kl_per_dim.sum())
         result["latent_health"] = health
         result["score"] = result["mrstft"]
+        if "sensitivity_zero_db" in result:
+            result["ignores_latent"] = (
+                result["sensitivity_zero_db"] < fidelity.COLLAPSE_SENSITIVITY_DB
+            )
         return result
+
+    def validation_warning(self, result: dict[str, Any], step: int) -> str | None:
+        """A warning for the user when validation shows posterior collapse, else None."""
+        if step < COLLAPSE_WARNING_AFTER_STEPS or not result.get("ignores_latent"):
+            return None
+        return (
+            f"warning: at step {step} the decoder ignores its latent (replacing z by zeros "
+            f"changes the output by {result['sensitivity_zero_db']:.1f} dB; loudness "
+            f"envelope correlation {result['loudness_corr']:.2f}): reconstructions are an "
+            "average sound, not the input. Train longer, or lower train.kl.beta / raise "
+            "train.kl.free_bits; see docs/training.md#posterior-collapse"
+        )
 
     @torch.no_grad()
     def log_media(self, logger: TrainLogger, model: nn.Module, batch: torch.Tensor, step: int):
