@@ -79,3 +79,19 @@ def tiny_config(root: Path, *overrides: str):
             *overrides,
         ],
     )
+
+
+def tiny_discriminator(seed: int = 0):
+    """A CombinedDiscriminator small enough for a test to train in seconds."""
+    import torch
+
+    from helius.nn.discriminators import CombinedDiscriminator
+
+    torch.manual_seed(seed)
+    return CombinedDiscriminator(
+        fft_sizes=(128, 64),
+        periods=(2, 3),
+        stft_channels=4,
+        period_channels=4,
+        period_max_channels=16,
+    )

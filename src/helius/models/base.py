@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass, field
 
 import torch
@@ -21,6 +22,11 @@ class VAEOutput:
     logvar: torch.Tensor
     z: torch.Tensor
     aux_losses: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def frozen_if(frozen: bool):
+    """torch.no_grad() when `frozen` (an encoder held fixed in adversarial fine-tuning)."""
+    return torch.no_grad() if frozen else contextlib.nullcontext()
 
 
 def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, sample: bool) -> torch.Tensor:

@@ -29,7 +29,7 @@ from torch import nn
 from helius.config import ModelConfig
 from helius.errors import ConfigError
 from helius.losses import skip_consistency_loss
-from helius.models.base import VAEOutput, reparameterize
+from helius.models.base import VAEOutput, frozen_if, reparameterize
 from helius.models.skip_generator import (
     LatentToSequence,
     SkipGenerator,
@@ -177,6 +177,8 @@ class ClipVAE(nn.Module):
             strides=clip.strides[1:],
             bottleneck_length=bottleneck_length,
         )
+        # Adversarial fine-tuning may hold the encoder fixed.
+        self.encoder_frozen = False
 
     @property
     def sample_rate(self) -> int:
@@ -228,7 +230,8 @@ class ClipVAE(nn.Module):
         `generated_skip_probability(step)` (one torch draw per batch), else the encoder's.
         Eval: always generated skips and z = mu, so the output equals decode(encode(x)[0]).
         """
-        mu, logvar, real_skips = self._encode(x)
+        with frozen_if(self.encoder_frozen):
+            mu, logvar, real_skips = self._encode(x)
         z = reparameterize(mu, logvar, sample=self.training and self.config.sample_posterior)
         generated_skips = self.skip_generator(z)
         skips = generated_skips
