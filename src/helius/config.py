@@ -90,6 +90,10 @@ class LossConfig(Section):
     phase_weight: float = Field(0.0, ge=0, description="L1 on STFT real/imag parts")
     pre_emphasis: float | None = Field(None, ge=0, lt=1, description="e.g. 0.97; None: off")
     waveform_l1_weight: float = Field(0.0, ge=0)
+    log_epsilon: float = Field(
+        1e-2, gt=0, description="added to STFT magnitudes before the log (floor of the log L1)"
+    )
+    mel_weight: float = Field(0.0, ge=0, description="L1 of log10 mel magnitudes (DAC-style)")
 
 
 class BetaConfig(Section):
@@ -101,6 +105,27 @@ class BetaConfig(Section):
     warmup_steps: int = Field(5000, ge=1)
     cycle_steps: int = Field(10000, ge=1, description="length of one cyclical cycle")
     free_bits: float = Field(0.25, ge=0, description="nats per dimension not penalised")
+
+
+class AdversarialConfig(Section):
+    """Adversarial fine-tuning (RAVE's phase 2): from `start_step` on, a multi-scale STFT and
+    a multi-period discriminator judge the reconstruction, and the VAE also minimises their
+    adversarial and feature-matching losses. Meant for long (GPU) runs."""
+
+    start_step: int | None = Field(
+        None, ge=0, description="optimizer step where phase 2 starts; None: never"
+    )
+    loss: Literal["hinge", "least_squares"] = "hinge"
+    adversarial_weight: float = Field(1.0, ge=0)
+    feature_matching_weight: float = Field(2.0, ge=0)
+    freeze_encoder: bool = Field(
+        True, description="phase 2 trains the decoder only (the latent space stays put)"
+    )
+    learning_rate: float = Field(1e-4, gt=0, description="discriminator AdamW rate")
+    betas: tuple[float, float] = (0.5, 0.9)
+    fft_sizes: list[int] = Field([2048, 1024, 512], description="STFT discriminator sizes")
+    periods: list[int] = Field([2, 3, 5, 7, 11], description="waveform discriminator periods")
+    channels: int = Field(32, ge=1, description="discriminator width")
 
 
 class TrainConfig(Section):
@@ -115,13 +140,13 @@ class TrainConfig(Section):
     crop_seconds: float | None = Field(
         None, gt=0, description="random crop of each segment (wave VAE); None: whole segment"
     )
-    learning_rate: float = Field(1e-4, gt=0)
+    learning_rate: float = Field(1e-3, gt=0)
     weight_decay: float = Field(0.0, ge=0)
     betas: tuple[float, float] = (0.9, 0.999)
     grad_accum_steps: int = Field(1, ge=1)
     grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; None: off")
     lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
-    warmup_steps: int = Field(0, ge=0, description="linear LR warm-up (cosine schedule)")
+    warmup_steps: int = Field(200, ge=0, description="linear LR warm-up (every schedule)")
     plateau_patience: int = Field(10, ge=1, description="validations without improvement")
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     ema_decay: float | None = Field(None, gt=0, lt=1, description="e.g. 0.999; None: off")
@@ -140,6 +165,7 @@ class TrainConfig(Section):
     log_audio_every_steps: int = Field(2000, ge=1)
     loss: LossConfig = Field(default_factory=LossConfig)
     kl: BetaConfig = Field(default_factory=BetaConfig)
+    adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
 
 
 class PriorConfig(Section):

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from helius.config import BetaConfig, LossConfig
 from helius.errors import ConfigError
+from helius.fidelity import dac_mel_distance
 from helius.metrics import (
     as_signal_pair,
     fitting_fft_sizes,
@@ -52,6 +53,7 @@ def reconstruction_loss(
     target: torch.Tensor,
     config: LossConfig,
     default_fft_sizes: Sequence[int],
+    sample_rate: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Multi-resolution STFT loss plus optional phase and waveform terms; (total, parts).
 
@@ -85,7 +87,7 @@ def reconstruction_loss(
         pred_spec = stft_frames(spectral_pred, n_fft, config.hop_ratio)
         target_spec = stft_frames(spectral_target, n_fft, config.hop_ratio)
         target_mag = magnitude(target_spec)
-        stft_total = stft_total + spectrum_distance(pred_spec, target_mag, _EPS)
+        stft_total = stft_total + spectrum_distance(pred_spec, target_mag, config.log_epsilon)
         if config.phase_weight > 0:
             complex_l1 = (pred_spec.real - target_spec.real).abs().mean() + (
                 pred_spec.imag - target_spec.imag
@@ -93,6 +95,11 @@ def reconstruction_loss(
             phase_total = phase_total + complex_l1 / (target_mag.mean() + _EPS)
 
     parts = {"stft": stft_total / len(sizes)}
+    if config.mel_weight > 0:
+        if sample_rate is None:
+            raise ValueError("train.loss.mel_weight > 0 needs the sample rate")
+        mel = dac_mel_distance(pred_signals, target_signals, sample_rate)
+        parts["mel"] = config.mel_weight * mel
     if config.phase_weight > 0:
         parts["phase"] = config.phase_weight * phase_total / len(sizes)
     if config.waveform_l1_weight > 0:

@@ -25,10 +25,16 @@ from torch import nn
 
 from helius.config import ModelConfig, WaveModelConfig
 from helius.errors import ConfigError
-from helius.models.base import VAEOutput, reparameterize
-from helius.nn.blocks import DownStage, FilteredNoise, UpStage, make_activation
+from helius.models.base import VAEOutput, frozen_if, reparameterize
+from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, UpStage, make_activation
 from helius.nn.pqmf import PQMF
-from helius.nn.streaming import CachedConv1d, is_streaming, reset_streaming_state, set_streaming
+from helius.nn.streaming import (
+    CachedConv1d,
+    CachedConvTranspose1d,
+    is_streaming,
+    reset_streaming_state,
+    set_streaming,
+)
 
 # Channels double at every stage up to this multiple of `capacity`: the deepest stages run at
 # a few Hz, so wider layers there cost parameters but little compute.
@@ -134,6 +140,9 @@ class WaveVAE(nn.Module):
         self.encoder = WaveEncoder(wave, rows, config.latent_dim)
         self.decoder = WaveDecoder(wave, rows, config.latent_dim)
         self._hop_samples = wave.bands * math.prod(wave.ratios)
+        initialise(self)
+        # Adversarial fine-tuning may hold the encoder (and the PQMF analysis) fixed.
+        self.encoder_frozen = False
 
     # ---- sizes and timing -------------------------------------------------------------------
 
@@ -181,7 +190,8 @@ class WaveVAE(nn.Module):
         """Encode, sample z (training) or take mu (eval), decode. `step` is unused here; it
         keeps the trainer's call the same for every model kind."""
         del step
-        mu, logvar = self.encode(x)
+        with frozen_if(self.encoder_frozen):
+            mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar, sample=self.training and self.config.sample_posterior)
         return VAEOutput(audio=self.decode(z), mu=mu, logvar=logvar, z=z)
 
@@ -260,6 +270,50 @@ class WaveVAE(nn.Module):
                 "layers look ahead of the current chunk. Train a model with "
                 "model.wave.causal: true for streaming and live use."
             )
+
+
+# Initialisation (see `initialise`).
+ENCODER_INPUT_GAIN = 30.0  # music near -25 dBFS RMS has sub-bands near -37 dBFS: ~unit scale
+RESIDUAL_BRANCH_SCALE = 0.1  # residual units start near identity, so depth does not compound
+OUTPUT_SCALE = 0.1  # the first reconstructions come out near the input's level
+INITIAL_LOGVAR = -4.0  # posterior std 0.14 at first: z starts as the encoder's mean, not noise
+
+
+def initialise(model: WaveVAE) -> None:
+    """Start the wave VAE where the latent decides the output.
+
+    PyTorch's default conv init shrinks the signal at every layer and gives every conv a
+    random bias. In a deep decoder those biases alone make a sound: constant sub-band signals
+    that PQMF synthesis turns into steady tones (a drone of horizontal bands), 40 dB louder
+    than anything the latent changes, while the encoder's mean moves by 1 % of its noise. The
+    first thousand steps then refine the drone, and the latent is never used (posterior
+    collapse; issue #12). Here every conv is variance-preserving (normal, std 1/sqrt(fan_in))
+    with a zero bias, residual branches start small, the encoder's input is scaled so that
+    real music gives a latent of unit scale, the posterior starts narrow, and the decoder's
+    output conv starts small: the output is then a function of z alone, at a level near the
+    input's. The noise branch's gain starts half open (a zero logit) and follows z like the
+    rest: measured on real music, that beat both no noise branch and a nearly closed gain.
+    """
+    with torch.no_grad():
+        for part in (model.encoder, model.decoder):
+            for module in part.modules():
+                if isinstance(module, CachedConvTranspose1d):
+                    # Each output sample sums in_channels x kernel / stride products.
+                    fan_in = module.weight.shape[0] * module.weight.shape[2] // module.stride[0]
+                elif isinstance(module, CachedConv1d):
+                    fan_in = module.weight.shape[1] * module.weight.shape[2]
+                else:
+                    continue
+                nn.init.normal_(module.weight, std=fan_in**-0.5)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            for module in part.modules():
+                if isinstance(module, ResidualUnit):
+                    module.block[-1].weight.mul_(RESIDUAL_BRANCH_SCALE)
+        model.encoder.input.weight.mul_(ENCODER_INPUT_GAIN)
+        nn.init.zeros_(model.encoder.logvar.weight)
+        nn.init.constant_(model.encoder.logvar.bias, INITIAL_LOGVAR)
+        model.decoder.output.weight.mul_(OUTPUT_SCALE)
 
 
 def _probe_extent(probe: Callable[[int], torch.Tensor]) -> tuple[int, int, int]:
