@@ -35,6 +35,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import quality_real  # the sibling script: the real-music half
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -276,7 +277,7 @@ def summarise(rows: list[dict]) -> dict:
     return summary
 
 
-def write_json(args: argparse.Namespace, rows: list[dict], summary: dict) -> Path:
+def write_json(args: argparse.Namespace, rows: list[dict], summary: dict, real: list) -> Path:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.date.today().isoformat()
     path = args.results_dir / f"quality-{stamp}-{platform.node()}.json"
@@ -298,6 +299,7 @@ def write_json(args: argparse.Namespace, rows: list[dict], summary: dict) -> Pat
         },
         "rows": rows,
         "summary": summary,
+        "real_music": real,
     }
     path.write_text(json.dumps(payload, indent=2))
     return path
@@ -323,6 +325,27 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch threads")
     parser.add_argument("--tiny", action="store_true", help="tiny models and data (tests)")
+    parser.add_argument(
+        "--data",
+        choices=("builtin", "real", "all"),
+        default="all",
+        help="built-in synthetic sounds, real music (wave VAE configs), or both",
+    )
+    parser.add_argument(
+        "--real-dir",
+        type=Path,
+        default=None,
+        help="real music as DIR/train and DIR/unseen audio folders (default: bench/real_music.py)",
+    )
+    parser.add_argument(
+        "--real-cache",
+        type=Path,
+        default=Path.home() / ".cache" / "helius-bench" / "real_music",
+        help="where bench/real_music.py renders its pieces (kept between runs)",
+    )
+    parser.add_argument(
+        "--real-seconds", type=float, default=60.0, help="seconds scored per unseen piece"
+    )
     parser.add_argument("--progress", action="store_true", help="progress bars on stderr")
     parser.add_argument(
         "--wait-quiet",
@@ -343,13 +366,26 @@ def main(argv: list[str] | None = None) -> int:
     args.load_average = os.getloadavg()  # other work on the machine skews every figure
     torch.set_num_threads(args.threads)
     progress.set_enabled(args.progress)
+    rows, real = [], []
     with tempfile.TemporaryDirectory(prefix="helius-quality-") as scratch:
         work = args.work_dir or Path(scratch)
-        audio = generate_audio(work / "audio", args.plan)
-        rows = [row for path in args.configs for row in benchmark_config(path, args, audio, work)]
-    print_table(rows, args.minutes)
+        if args.data in ("builtin", "all"):
+            audio = generate_audio(work / "audio", args.plan)
+            rows = [
+                row for path in args.configs for row in benchmark_config(path, args, audio, work)
+            ]
+        if args.data in ("real", "all"):
+            for path in args.configs:
+                if load_config(path).model.kind != "wave_vae":
+                    continue  # real music is continuous audio: the wave VAE's material
+                args.overrides = [*(TINY_OVERRIDES["wave_vae"] if args.tiny else []), *args.set]
+                real.append(quality_real.benchmark_real(path, args, work))
+    if rows:
+        print_table(rows, args.minutes)
+    for record in real:
+        quality_real.print_real(record, args.minutes)
     summary = summarise(rows)
-    path = write_json(args, rows, summary)
+    path = write_json(args, rows, summary, real)
     print(f"wrote {path}")
     return 0
 

@@ -27,7 +27,7 @@ BENCH_DIR = Path(__file__).resolve().parent
 QUICK_ARGS = {
     "prep": ["--minutes", "5", "--rss-minutes", "2", "10"],
     "train_speed": [],
-    "quality": ["--minutes", "2"],
+    "quality": ["--minutes", "2", "--data", "builtin"],
     "stream": ["--dream-seconds", "20", "--long-seconds", "120"],
     "explore": [],
 }
@@ -67,8 +67,23 @@ def _train_speed(data: dict) -> list[Row]:
     ]
 
 
+REAL_MUSIC_TARGETS = (  # issue #12: the default config, 30 CPU minutes, unseen pieces
+    ("loudness_corr", "loudness envelope corr.", ">= 0.95", lambda x: x >= 0.95),
+    ("spectral_change_corr", "spectral-change corr.", ">= 0.6", lambda x: x >= 0.6),
+    ("loudness_diff_db", "loudness difference (dB)", "|x| <= 1", lambda x: abs(x) <= 1.0),
+    ("mrstft", "MR-STFT (auraloss)", "<= 1.10", lambda x: x <= 1.10),
+    ("mel", "mel distance (DAC)", "<= 0.75", lambda x: x <= 0.75),
+)
+
+
 def _quality(data: dict) -> list[Row]:
     rows: list[Row] = []
+    for record in data.get("real_music", []):
+        trained = record["rows"]["trained"]
+        minutes = data["settings"]["minutes"]
+        for key, label, target, met in REAL_MUSIC_TARGETS:
+            figure = f"real music {record['config']} {minutes:g} min, unseen: {label}"
+            rows.append((figure, trained[key], "", target, met(trained[key])))
     for key, verdict in data["summary"].items():
         rows.append(
             (

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import torch
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -19,6 +21,18 @@ def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
         check=False,
         cwd=REPO,
     )
+
+
+def real_folder(root: Path, train: tuple[str, ...], unseen: tuple[str, ...]) -> None:
+    """root/train and root/unseen of 3-second built-in textures: stand-ins for real music."""
+    from helpers import write
+
+    from helius.audio.synth import make_texture
+
+    for split, kinds in (("train", train), ("unseen", unseen)):
+        for index, kind in enumerate(kinds):
+            audio, rate = make_texture(kind, index + 10 * (split == "unseen"), 16000, 3.0)
+            write(root / split / f"{kind}_{index}.wav", audio[None], rate)
 
 
 def read_rows(results: Path, prefix: str) -> list[dict]:
@@ -56,6 +70,8 @@ def test_quality_benchmark_runs_and_writes_json(tmp_path):
     completed = run_bench(
         "quality.py",
         "--tiny",
+        "--data",
+        "builtin",
         "--minutes",
         "0.02",
         "--wait-quiet",
@@ -80,3 +96,75 @@ def test_quality_benchmark_runs_and_writes_json(tmp_path):
         else:
             assert row["mrstft_ratio"] > 0 and row["mel_ratio"] > 0
     assert (tmp_path / "work" / "config" / "checkpoints" / "last.pt").is_file()
+
+
+def test_quality_benchmark_scores_real_music_against_static_baselines(tmp_path):
+    """--data real with a folder of train/ and unseen/ pieces (generated here: the packaged
+    real-music set needs music21 and FluidSynth): every row and metric is reported."""
+    real_folder(tmp_path / "real", ("pluck", "fm", "pad", "pluck"), ("fm", "pad"))
+    completed = run_bench(
+        "quality.py",
+        "--tiny",
+        "--data",
+        "real",
+        "--configs",
+        str(REPO / "configs" / "config.yaml"),
+        "--real-dir",
+        str(tmp_path / "real"),
+        "--real-seconds",
+        "2",
+        "--minutes",
+        "0.02",
+        "--wait-quiet",
+        "0",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
+    assert completed.returncode == 0, completed.stderr
+    assert "real music: config.yaml" in completed.stdout
+    [path] = (tmp_path / "results").glob("quality-*.json")
+    [record] = json.loads(path.read_text())["real_music"]
+    rows = record["rows"]
+    assert set(rows) == {"silence", "static_noise", "lowpass_4k", "untrained", "trained"}
+    assert record["steps"] > 0 and record["data"]["unseen_files"] == ["fm_0.wav", "pad_1.wav"]
+    # The static baseline has the input's level and follows nothing; the low-pass follows.
+    assert abs(rows["static_noise"]["loudness_diff_db"]) < 0.5
+    assert rows["lowpass_4k"]["loudness_corr"] > 0.9 > abs(rows["static_noise"]["loudness_corr"])
+    assert rows["silence"]["si_sdr"] == -100.0
+    for key in ("sensitivity_zero_db", "sensitivity_shuffle_db"):
+        assert math.isfinite(rows["trained"][key])
+
+
+def test_adversarial_benchmark_continues_one_checkpoint_both_ways(tmp_path):
+    real_folder(tmp_path / "real", ("pluck", "fm", "pad"), ("fm",))
+    completed = run_bench(
+        "adversarial.py",
+        "--tiny",
+        "--real-dir",
+        str(tmp_path / "real"),
+        "--phase1-minutes",
+        "0.02",
+        "--phase2-minutes",
+        "0.02",
+        "--real-seconds",
+        "2",
+        "--set",
+        "train.adversarial.fft_sizes=[256,128]",
+        "--set",
+        "train.adversarial.periods=[2,3]",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--results-dir",
+        str(tmp_path / "results"),
+    )
+    assert completed.returncode == 0, completed.stderr
+    [path] = (tmp_path / "results").glob("adversarial-*.json")
+    result = json.loads(path.read_text())
+    assert {"phase 1", "phase 1 + 2", "static_noise"} <= set(result["rows"])
+    assert all(steps > result["switch_step"] for steps in result["steps"].values())
+    state = torch.load(
+        tmp_path / "work" / "phase1_2" / "checkpoints" / "last.pt", weights_only=True
+    )["task_state"]
+    assert "discriminator" in state
