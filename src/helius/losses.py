@@ -59,8 +59,13 @@ def reconstruction_loss(
 
     pred and target are (B, C, T) (or (T,), (B, T)); every channel is one mono signal.
     - "stft": mean over resolutions of log-magnitude L1 + spectral convergence, exactly
-      `metrics.mrstft_distance` of the (optionally pre-emphasised) pair. FFT sizes are
-      `config.fft_sizes` or `default_fft_sizes`; sizes longer than the signal are skipped.
+      `metrics.mrstft_distance(..., eps=config.log_epsilon)` of the (optionally
+      pre-emphasised) pair. FFT sizes are `config.fft_sizes` or `default_fft_sizes`; sizes
+      longer than the signal are skipped. The log floor `log_epsilon` sets which bins count: at
+      1e-7 an inaudible bin weighs as much as a loud one, and the loss rates a faithful copy
+      with a -30 dB noise floor below a static average sound (issue #12).
+    - "mel" (if `config.mel_weight` > 0): weight times `fidelity.dac_mel_distance` (needs
+      `sample_rate`).
     - "phase" (if `config.phase_weight` > 0): L1 between the real and imaginary STFT parts,
       divided by the target's mean magnitude at that resolution so it is unitless and of the
       order of the magnitude terms whatever the level; mean over resolutions, times the weight.
