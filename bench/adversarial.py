@@ -82,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     ]
     start = args.from_checkpoint
     if start is None:
-        _fit(args.config, overrides, args.work_dir / "phase1", args.phase1_minutes, False)
-        start = args.work_dir / "phase1" / "checkpoints" / "last.pt"
+        _fit(args.config, overrides, args.work_dir / "start", args.phase1_minutes, False)
+        start = args.work_dir / "start" / "checkpoints" / "last.pt"
     switch_step = int(load_checkpoint(start)["step"])
     runs = {"phase 1": [], "phase 1 + 2": [f"train.adversarial.start_step={switch_step}"]}
     if args.only == "adversarial":

@@ -31,8 +31,8 @@ def real_folder(root: Path, train: tuple[str, ...], unseen: tuple[str, ...]) -> 
 
     for split, kinds in (("train", train), ("unseen", unseen)):
         for index, kind in enumerate(kinds):
-            audio, rate = make_texture(kind, index + 10 * (split == "unseen"), 16000, 3.0)
-            write(root / split / f"{kind}_{index}.wav", audio[None], rate)
+            audio, _ = make_texture(kind, index + 10 * (split == "unseen"), 16000, 3.0)
+            write(root / split / f"{kind}_{index}.wav", audio[None], 16000)
 
 
 def read_rows(results: Path, prefix: str) -> list[dict]:

@@ -77,7 +77,13 @@ def test_tiny_demo_runs_every_stage_and_writes_a_complete_report(tmp_path, capsy
     assert (run / "model.ts").is_file()
     for name in ("wave VAE", "clip VAE", "prior"):
         assert (run / record["checkpoints"][name]).is_file()
+    # The follow metrics of the wave VAE, next to the static baseline, with a verdict.
+    fidelity = record["fidelity"]
+    assert set(fidelity["rows"]) == {"model", "static baseline"}
+    assert abs(fidelity["rows"]["static baseline"]["loudness_diff_db"]) < 0.5
+    assert fidelity["verdict"].startswith("The model ")
     check_report(run / "report.html")
+    assert fidelity["verdict"] in (run / "report.html").read_text()
 
 
 def check_report(path):

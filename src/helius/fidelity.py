@@ -241,8 +241,8 @@ def follow_verdict(scores: dict[str, float]) -> str:
         quality = "follows the input only roughly: train longer for a faithful reconstruction"
     else:
         quality = (
-            "does not follow its input yet (an average sound): train longer, or see "
-            "docs/core.md, 'Does the model follow its input?'"
+            "does not follow its input yet (an average sound): train longer, or see the "
+            "section Does the model follow its input? in docs/core.md"
         )
     return (
         f"The model {quality} (loudness envelope correlation {loudness:.2f}, spectral-change "
