@@ -65,11 +65,15 @@ def test_plain_stft_part_is_the_mrstft_metric_and_skips_long_ffts() -> None:
     total, parts = reconstruction_loss(pred, target, LossConfig(), CLIP_FFT_SIZES)
     assert set(parts) == {"stft"}  # optional terms are off by default
     # 4096 fits a 4096-sample signal; a configured 8192 would be skipped, not padded.
-    expected = mrstft_distance(pred, target, CLIP_FFT_SIZES)
+    # The same log floor on both sides: the loss's `log_epsilon` is the metric's `eps`.
+    eps = LossConfig().log_epsilon
+    expected = mrstft_distance(pred, target, CLIP_FFT_SIZES, eps=eps)
     assert total.item() == pytest.approx(expected.item(), rel=1e-6)
     config = LossConfig(fft_sizes=[8192, 256])
     skipped, _ = reconstruction_loss(pred, target, config, CLIP_FFT_SIZES)
-    assert skipped.item() == pytest.approx(mrstft_distance(pred, target, (256,)).item(), rel=1e-6)
+    assert skipped.item() == pytest.approx(
+        mrstft_distance(pred, target, (256,), eps=eps).item(), rel=1e-6
+    )
 
 
 def test_pre_emphasis_filter_values() -> None:

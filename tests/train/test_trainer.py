@@ -88,6 +88,7 @@ def toy_config(tmp_path, *overrides: str):
             f"train.log_dir={tmp_path / 'runs'}",
             "train.batch_size=4",
             "train.learning_rate=0.01",
+            "train.warmup_steps=0",  # the toy runs a few dozen steps: no warm-up
             "train.val_every_steps=5",
             "train.device=cpu",
             "train.log_audio_every_steps=7",
