@@ -70,7 +70,7 @@ def _train_speed(data: dict) -> list[Row]:
 REAL_MUSIC_TARGETS = (  # issue #12: the default config, 30 CPU minutes, unseen pieces
     ("loudness_corr", "loudness envelope corr.", ">= 0.95", lambda x: x >= 0.95),
     ("spectral_change_corr", "spectral-change corr.", ">= 0.6", lambda x: x >= 0.6),
-    ("loudness_diff_db", "loudness difference (dB)", "|x| <= 1", lambda x: abs(x) <= 1.0),
+    ("loudness_diff_db", "loudness difference (dB)", "within ±1", lambda x: abs(x) <= 1.0),
     ("mrstft", "MR-STFT (auraloss)", "<= 1.10", lambda x: x <= 1.10),
     ("mel", "mel distance (DAC)", "<= 0.75", lambda x: x <= 0.75),
 )
