@@ -3,9 +3,9 @@ the Wesnoth soundtrack (Debian's `wesnoth-1.16-music`), split by piece into trai
 
 Nothing is downloaded: the scores ship inside the music21 wheel, the soundfont and the game
 music come from Debian packages (`apt-get install fluidsynth fluid-soundfont-gm
-wesnoth-1.16-music`; `pip install music21`). Music kept for independent evaluation is never
-used here: Bach (J. S. and C. P. E.), the `oneills1850` and `airdsAirs` collections and the
-`warzone2100-music` package are excluded by name, and `build_set` refuses them.
+wesnoth-1.16-music`; `pip install music21`). The set is an allowlist: the composers in
+CORPUS_COMPOSERS and the Wesnoth soundtrack, nothing else, so music kept for independent
+evaluation never enters it.
 
     python bench/real_music.py --out /tmp/real_music     # render and list the split
 
@@ -31,9 +31,8 @@ import soundfile as sf
 SOUNDFONT = Path("/usr/share/sounds/sf2/FluidR3_GM.sf2")
 WESNOTH_MUSIC = Path("/usr/share/games/wesnoth/1.16/data/core/music")
 RENDER_RATE = 44100
-# Scores kept for independent evaluation: never render, train, tune or test on them.
-FORBIDDEN = ("bach", "cpebach", "oneills1850", "airdsairs", "warzone")
-# music21 corpus composers with multi-part classical scores (string quartets, piano, songs).
+# music21 corpus composers with multi-part classical scores (string quartets, piano, songs):
+# the only scores used (an allowlist).
 CORPUS_COMPOSERS = (
     "beethoven",
     "mozart",
@@ -70,13 +69,8 @@ class Piece:
     unseen: bool
 
 
-def _forbidden(name: str) -> bool:
-    lowered = name.lower().replace("-", "").replace("_", "")
-    return any(word in lowered for word in FORBIDDEN)
-
-
 def corpus_scores() -> list[tuple[str, Path]]:
-    """(name, path) of the music21 corpus scores this set uses, sorted, none forbidden."""
+    """(name, path) of the music21 corpus scores of CORPUS_COMPOSERS, sorted."""
     try:
         from music21 import corpus
     except ImportError as error:
@@ -90,8 +84,7 @@ def corpus_scores() -> list[tuple[str, Path]]:
             name = str(path).split("/corpus/", 1)[1]
             if path.suffix == ".krn" and path.with_suffix(".mxl").exists():
                 continue  # the same movement as MusicXML
-            if not _forbidden(name):
-                scores.append((name, path))
+            scores.append((name, path))
     return sorted(scores)
 
 
@@ -193,15 +186,12 @@ def build_set(out_dir: Path, wesnoth: bool = True, workers: int = 2) -> list[Pie
                 "real music: apt-get install wesnoth-1.16-music (or pass --no-wesnoth)"
             )
         for path in sorted(WESNOTH_MUSIC.glob("*.ogg")):
-            if _forbidden(path.name):
-                continue
             wav = _decode_wesnoth(path, out_dir / "wesnoth" / (path.stem + ".wav"))
             pieces.append(
                 Piece(
                     f"wesnoth/{path.name}", wav, sf.info(wav).duration, path.name in UNSEEN_WESNOTH
                 )
             )
-    assert not any(_forbidden(piece.name) for piece in pieces)
     split = {
         "train": [piece.name for piece in pieces if not piece.unseen],
         "unseen": [piece.name for piece in pieces if piece.unseen],

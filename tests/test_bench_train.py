@@ -23,6 +23,12 @@ def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
     )
 
 
+def quality_scratch(tmp_path: Path) -> list[str]:
+    """bench/quality.py arguments for a test: no waiting, everything under tmp_path."""
+    work, results = str(tmp_path / "work"), str(tmp_path / "results")
+    return ["--wait-quiet", "0", "--work-dir", work, "--results-dir", results]
+
+
 def real_folder(root: Path, train: tuple[str, ...], unseen: tuple[str, ...]) -> None:
     """root/train and root/unseen of 3-second built-in textures: stand-ins for real music."""
     from helpers import write
@@ -74,12 +80,7 @@ def test_quality_benchmark_runs_and_writes_json(tmp_path):
         "builtin",
         "--minutes",
         "0.02",
-        "--wait-quiet",
-        "0",
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--results-dir",
-        str(tmp_path / "results"),
+        *quality_scratch(tmp_path),
     )
     assert completed.returncode == 0, completed.stderr
     assert "| config " in completed.stdout and "| MR-STFT |" in completed.stdout
@@ -115,12 +116,7 @@ def test_quality_benchmark_scores_real_music_against_static_baselines(tmp_path):
         "2",
         "--minutes",
         "0.02",
-        "--wait-quiet",
-        "0",
-        "--work-dir",
-        str(tmp_path / "work"),
-        "--results-dir",
-        str(tmp_path / "results"),
+        *quality_scratch(tmp_path),
     )
     assert completed.returncode == 0, completed.stderr
     assert "real music: config.yaml" in completed.stdout

@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from helius.metrics import _mel_basis, as_signal_pair, magnitude, stft
+from helius.metrics import _mel_basis, as_signal_pair, loudness_difference_db, magnitude, stft
 
 __all__ = [
     "COLLAPSE_SENSITIVITY_DB",
@@ -219,9 +219,7 @@ def follow_report(
     for name, output in (("model", pred), ("static baseline", static)):
         rows[name] = {
             **follow_metrics(output, target, sample_rate),
-            "loudness_diff_db": float(
-                10 * torch.log10(output.float().pow(2).mean() / target.float().pow(2).mean())
-            ),
+            "loudness_diff_db": float(loudness_difference_db(output, target)),
             "mel_distance": float(dac_mel_distance(output, target, sample_rate)),
         }
     return {"rows": rows, "verdict": follow_verdict(rows["model"])}
