@@ -164,3 +164,54 @@ def test_adversarial_benchmark_continues_one_checkpoint_both_ways(tmp_path):
         tmp_path / "work" / "phase1_2" / "checkpoints" / "last.pt", weights_only=True
     )["task_state"]
     assert "discriminator" in state
+
+
+def test_ablation_benchmark_trains_each_variant_for_the_same_steps(tmp_path):
+    real_folder(tmp_path / "real", ("pluck", "fm", "pad"), ("fm",))
+    results = tmp_path / "results"
+    completed = run_bench(
+        "ablation.py",
+        "--tiny",
+        "--real-dir",
+        str(tmp_path / "real"),
+        "--steps",
+        "3",
+        "--real-seconds",
+        "2",
+        "--variants",
+        "default",
+        "noise_off",
+        "--work-dir",
+        str(tmp_path / "work"),
+        "--results-dir",
+        str(results),
+    )
+    assert completed.returncode == 0, completed.stderr
+    [path] = results.glob("ablation-*.json")
+    result = json.loads(path.read_text())
+    records = result["records"]
+    assert result["data"]["unseen_files"] == ["fm_0.wav"] and result["data"]["train_files"] == 3
+    assert [r["variant"] for r in records] == ["default", "noise_off"]
+    assert [r["steps"] for r in records] == [3, 3]
+    assert records[0]["scores"] != records[1]["scores"]
+    assert abs(records[0]["baselines"]["static_noise"]["loudness_corr"]) < 0.5
+    summary = run_bench("ablation.py", "--summarise", str(path))
+    assert summary.returncode == 0, summary.stderr
+    assert "| noise_off | 3 |" in summary.stdout and "| (lowpass_4k) |" in summary.stdout
+
+
+def test_ablation_pytorch_init_variant_really_skips_the_initialisation(monkeypatch):
+    """The "pytorch_init" variant builds models with PyTorch's random conv biases; every
+    other variant gets helius's zero biases."""
+    monkeypatch.syspath_prepend(str(REPO / "bench"))
+    import ablation
+
+    from helius.config import load_config
+    from helius.models.wave_vae import WaveVAE
+
+    config = load_config(REPO / "configs" / "tiny.yaml")
+    for name, zero_bias in (("default", True), ("pytorch_init", False)):
+        with ablation._variant_patch(name):
+            model = WaveVAE(config.model, 16000)
+        bias = model.decoder.input.bias
+        assert bool((bias == 0).all()) is zero_bias, name
