@@ -145,6 +145,39 @@ def test_recon_writes_the_reconstruction_and_leaves_the_input(trained, prepared,
     assert not list(output.parent.glob("*.tmp"))
 
 
+def test_recon_keeps_the_inputs_rate_and_channels(trained, prepared, capsys, tmp_path):
+    """A 44.1 kHz stereo file through the 16 kHz mono model comes back at 44.1 kHz in stereo
+    and as long; --sample_rate picks another output rate."""
+    rate, seconds = 44100, 1.5
+    loud = make_texture("pluck", 3, sample_rate=rate, duration_seconds=seconds)[0]
+    stereo = np.stack([loud, 0.01 * loud])
+    source = write(tmp_path / "stereo.wav", stereo, rate)
+    output = tmp_path / "out.wav"
+    checkpoint = str(trained / "checkpoints" / "best.pt")
+    code, _, _ = run(
+        capsys, "recon", "--vae_ckpt", checkpoint, "--input", str(source), "--output", str(output)
+    )
+    assert code == 0
+    rebuilt, out_rate = sf.read(str(output), always_2d=True)
+    assert out_rate == rate and rebuilt.shape == (len(loud), 2)
+    code, _, _ = run(
+        capsys,
+        "recon",
+        "--vae_ckpt",
+        checkpoint,
+        "--input",
+        str(source),
+        "--output",
+        str(output),
+        "--sample_rate",
+        "22050",
+    )
+    assert code == 0
+    info = sf.info(str(output))
+    assert info.samplerate == 22050 and info.channels == 2
+    assert abs(info.frames - seconds * 22050) <= 1
+
+
 def test_eval_agrees_with_the_validation_stored_in_best(trained, prepared, capsys):
     best = trained / "checkpoints" / "best.pt"
     code, out, _ = run(

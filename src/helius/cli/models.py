@@ -46,6 +46,12 @@ def add_commands(commands) -> None:
     add_vae_checkpoint(recon, required=True)
     recon.add_argument("--input", type=Path, required=True, help="audio file to reconstruct")
     recon.add_argument("--output", type=Path, required=True, help="WAV/FLAC file to write")
+    recon.add_argument(
+        "--sample_rate",
+        type=int,
+        default=None,
+        help="rate of the output file (default: the input's; its channels are always kept)",
+    )
 
     evaluate = command(
         commands,
@@ -103,7 +109,7 @@ def _run_train(args: argparse.Namespace) -> int:
 def _run_recon(args: argparse.Namespace) -> int:
     from helius.generate.recon import reconstruct_file
 
-    result = reconstruct_file(args.vae_ckpt, args.input, args.output)
+    result = reconstruct_file(args.vae_ckpt, args.input, args.output, args.sample_rate)
     print(
         f"wrote {result.output} ({result.seconds:.2f} s): MR-STFT distance "
         f"{result.mrstft:.3f}, SI-SDR {result.si_sdr:.1f} dB"

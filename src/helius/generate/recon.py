@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import soxr
 import torch
 from torch import nn
 
@@ -46,15 +47,48 @@ def reconstruct(model: nn.Module, audio: np.ndarray) -> np.ndarray:
 
 
 def reconstruct_file(
-    vae_checkpoint: str | os.PathLike, input_path: str | os.PathLike, output_path: str | os.PathLike
+    vae_checkpoint: str | os.PathLike,
+    input_path: str | os.PathLike,
+    output_path: str | os.PathLike,
+    sample_rate: int | None = None,
 ) -> Reconstruction:
-    """Load a VAE checkpoint, reconstruct one audio file and write it (atomically)."""
+    """Load a VAE checkpoint, reconstruct one audio file and write it (atomically).
+
+    The output keeps the input's channel layout and, unless `sample_rate` says otherwise, its
+    sample rate, so it lines up with the input in any editor: the audio is resampled to the
+    model's rate, each channel goes through a mono model on its own (a model of the file's own
+    channel count takes them together), and the result is resampled back. The distances are
+    measured at the model's rate, where the model works.
+    """
     model, config = load_vae(vae_checkpoint)
-    audio, sample_rate = io.load(input_path, config.data.sample_rate, mono=config.data.mono)
-    rebuilt = reconstruct(model, audio)
-    output = io.save(output_path, rebuilt, sample_rate)
+    source = io.info(input_path)
+    model_rate = config.data.sample_rate
+    out_rate = sample_rate or source.sample_rate
+    if out_rate <= 0:
+        raise ValueError(f"--sample_rate must be positive, got {out_rate}")
+    audio, _ = io.load(input_path, model_rate, mono=False)
+    rebuilt = _reconstruct_layout(model, audio)
+    output = io.save(output_path, _resample(rebuilt, model_rate, out_rate), out_rate)
     original, copy = torch.from_numpy(audio), torch.from_numpy(rebuilt)
     distance = metrics.mrstft_distance(copy, original, fft_sizes=(2048, 1024, 512, 256, 128))
     return Reconstruction(
-        output, audio.shape[1] / sample_rate, float(distance), float(metrics.si_sdr(copy, original))
+        output, audio.shape[1] / model_rate, float(distance), float(metrics.si_sdr(copy, original))
     )
+
+
+def _reconstruct_layout(model: nn.Module, audio: np.ndarray) -> np.ndarray:
+    """Reconstruct (channels, frames) keeping its channel count, whatever the model's."""
+    model_channels = int(getattr(model, "channels", 1))
+    if audio.shape[0] == model_channels:
+        return reconstruct(model, audio)
+    if model_channels == 1:
+        return np.concatenate([reconstruct(model, channel[None]) for channel in audio])
+    # A multichannel model and a file of another layout: feed it the mixdown, spread back.
+    mix = np.repeat(audio.mean(axis=0, keepdims=True), model_channels, axis=0)
+    return np.repeat(reconstruct(model, mix).mean(axis=0, keepdims=True), len(audio), axis=0)
+
+
+def _resample(audio: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if rate == target:
+        return audio
+    return soxr.resample(audio.T, rate, target, quality="HQ").T.astype(np.float32)
