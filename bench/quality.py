@@ -133,7 +133,8 @@ def run_overrides(data: dict, run_dir: Path, minutes: float) -> list[str]:
         f"data.val_index={data['val_index']}",
         "train.device=cpu",
         f"train.max_minutes={minutes}",
-        "train.max_steps=1000000000",  # never the limit: the budget is time
+        "train.max_steps=null",  # the budget is time alone
+        "train.epochs=null",
         f"train.checkpoint_dir={run_dir / 'checkpoints'}",
         f"train.log_dir={run_dir / 'runs'}",
     ]

@@ -90,7 +90,8 @@ def benchmark_real(config_path: Path, args, work: Path) -> dict:
             f"data.val_index={data_dir / 'val_index.txt'}",
             "train.device=cpu",
             f"train.max_minutes={args.minutes}",
-            "train.max_steps=1000000000",
+            "train.max_steps=null",  # the budget is time alone
+            "train.epochs=null",
             f"train.checkpoint_dir={run_dir / 'checkpoints'}",
             f"train.log_dir={run_dir / 'runs'}",
         ],

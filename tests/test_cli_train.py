@@ -124,6 +124,21 @@ def test_resume_continues_from_last(prepared, capsys):
     assert second["epoch"] == 2 and second["step"] == 2 * first["step"]
 
 
+def test_train_says_at_start_what_will_stop_it(prepared, capsys):
+    args = [a for a in tiny_args(prepared, "run_limits", "train.max_steps=2") if a != "--quiet"]
+    code, _, err = run(capsys, "train", *args, "--set", "train.max_minutes=5")
+    assert code == 0
+    assert "training stops at step 2 (train.max_steps), after 2 epochs" in err
+    assert "or after 5 min (train.max_minutes), whichever comes first" in err
+
+
+def test_the_default_config_runs_for_steps_with_the_kl_warm_up_inside():
+    from helius.config import load_config
+
+    train = load_config(REPO / "configs" / "config.yaml").train
+    assert train.max_steps is not None and train.max_steps >= 2 * train.kl.warmup_steps
+
+
 def test_recon_writes_the_reconstruction_and_leaves_the_input(trained, prepared, capsys):
     source = next((prepared / "audio").glob("*.wav"))
     before = snapshot(prepared / "audio")

@@ -131,8 +131,11 @@ class AdversarialConfig(Section):
 class TrainConfig(Section):
     """Optimisation and bookkeeping shared by every trained model."""
 
-    epochs: int = Field(10, ge=1)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    # Training ends at whichever of these limits comes first (at least one must be set).
+    max_steps: int | None = Field(
+        30000, ge=1, description="stop after this many steps (the KL warm-up lies inside)"
+    )
+    epochs: int | None = Field(None, ge=1, description="stop after this many epochs")
     max_minutes: float | None = Field(
         None, gt=0, description="stop (and save) after this much wall-clock training time"
     )

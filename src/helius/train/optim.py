@@ -9,6 +9,8 @@ import torch
 from torch import nn
 
 from helius.config import TrainConfig
+from helius.errors import ConfigError
+from helius.train.stopping import UNLIMITED_STEPS
 
 
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
@@ -27,6 +29,11 @@ def build_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig, total
             optimizer, factor=config.plateau_factor, patience=config.plateau_patience
         )
     warmup = config.warmup_steps
+    if config.lr_schedule == "cosine" and total_steps >= UNLIMITED_STEPS:
+        raise ConfigError(
+            "train.lr_schedule=cosine decays over the run's steps, but only a time budget "
+            "limits this run: set train.max_steps or train.epochs too"
+        )
 
     def factor(step: int) -> float:
         if warmup and step < warmup:

@@ -35,6 +35,7 @@ from helius.train.runtime import (
     seed_everything,
     start_runtime,
 )
+from helius.train.stopping import EtaReporter, step_limit, stop_rule
 
 VALIDATION_SEED = 1234  # validation draws its own randomness, never the training stream's
 MAX_RECOVERIES = 3  # reloads with a halved LR before a diverging run stops with an error
@@ -104,7 +105,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
             "train.batch_size or prepare more data"
         )
     steps_per_epoch = max(1, batches_per_epoch // train_config.grad_accum_steps)
-    total_steps = train_config.max_steps or train_config.epochs * steps_per_epoch
+    total_steps = step_limit(train_config, steps_per_epoch)
 
     optimizer = build_optimizer(model, train_config)
     scheduler = build_scheduler(optimizer, train_config, total_steps)
@@ -160,6 +161,9 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     def save_state(path: Path, metrics: dict[str, Any]) -> None:
         save(path, config, task, model, optimizer, scheduler, ema, state, metrics)
 
+    if runtime.is_main:
+        progress.note(stop_rule(train_config, steps_per_epoch, total_steps, state.step))
+    eta = EtaReporter(train_config, total_steps)
     started = time.perf_counter()
     consecutive_bad = 0
     # stop.requested as every rank agreed on it (see _any_rank). A signal reaches each rank at
@@ -285,6 +289,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                     patience = train_config.early_stopping_patience
                     if patience and state.bad_validations >= patience:
                         result.stopped_early = True
+                eta.update(state.step, started)
                 if train_config.max_minutes and _elapsed_minutes(started, runtime) >= (
                     train_config.max_minutes
                 ):
