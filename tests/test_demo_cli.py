@@ -12,6 +12,7 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 
 from helius.cli import main
 from helius.report.page import SECTIONS
@@ -61,6 +62,7 @@ def test_tiny_demo_runs_every_stage_and_writes_a_complete_report(tmp_path, capsy
     assert main(["demo", "--out", str(run), "--tiny", "--quiet"]) == 0
     printed = capsys.readouterr().out
     assert "demo finished" in printed and "x real time" in printed
+    assert "real time (1 thread)" in printed and "dreaming" in printed
     assert f"helius explore --vae_ckpt {run / 'checkpoints' / 'clip' / 'best.pt'}" in printed
     record = json.loads((run / "run.json").read_text())
     assert [stage["name"] for stage in record["stages"]] == [
@@ -75,6 +77,11 @@ def test_tiny_demo_runs_every_stage_and_writes_a_complete_report(tmp_path, capsy
         "report",
     ]
     assert (run / "model.ts").is_file()
+    # Block-at-a-time stages run on one thread, training on the machine's default.
+    threads = record["speed"]["threads"]
+    assert threads["stream"] == threads["dream"] == 1
+    assert threads["wave VAE"] == torch.get_num_threads()
+    assert "streaming transformation (x real time), 1 thread(s)" in (run / "report.html").read_text()
     for name in ("wave VAE", "clip VAE", "prior"):
         assert (run / record["checkpoints"][name]).is_file()
     # The follow metrics of the wave VAE, next to the static baseline, with a verdict.

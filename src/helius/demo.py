@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from helius.audio import io
 from helius.audio.synth import make_texture, write_demo_dataset
@@ -33,7 +34,7 @@ WAVE_PRESET = [  # a light streaming wave VAE at 22.05 kHz: one latent frame per
     "model.wave.ratios=[4,4,4]",
     "model.wave.capacity=32",
     "model.wave.causal=true",
-    "train.epochs=1000",  # the time budget ends training
+    "train.epochs=null",  # the time budget ends training
     "train.batch_size=8",
     "train.crop_seconds=1.0",
     "train.learning_rate=0.001",
@@ -58,7 +59,7 @@ CLIP_PRESET = [  # one latent per 1-second one-shot at 22.05 kHz
     "model.clip.strides=[4,4,4,4]",
     "model.clip.hidden=128",
     "model.clip.generated_skip_steps=300",
-    "train.epochs=1000",
+    "train.epochs=null",
     "train.batch_size=8",
     "train.learning_rate=0.001",
     "train.warmup_steps=0",
@@ -141,14 +142,18 @@ def run_demo(
         ("report", _stage_report),
     ]
     context = {"tiny": tiny, "minutes": budget_minutes, "seed": seed}
-    names = [name for name, _ in stages]
+    names, cores = [name for name, _ in stages], torch.get_num_threads()
     for index, (name, stage) in enumerate(stages):
         if on_stage:
             on_stage(name, index, len(stages), minutes_left(names, index, budget_minutes))
         started = time.perf_counter()
+        # Streaming and dreaming run small ops a block at a time: one thread is fastest.
+        torch.set_num_threads(1 if name in ("dream", "stream") else cores)
+        run.record["speed"].setdefault("threads", {})[name] = torch.get_num_threads()
         stage(run, context)
         run.record["stages"].append({"name": name, "seconds": time.perf_counter() - started})
         atomic_write_text(run.out / "run.json", json.dumps(run.record, indent=2))
+    torch.set_num_threads(cores)
     from helius.report.page import write_report
 
     report = write_report(run.out)  # again, now that every stage's time is known
@@ -296,8 +301,6 @@ def _stage_dream(run: _Run, context: dict) -> None:
 
 
 def _stage_stream(run: _Run, context: dict) -> None:
-    import torch
-
     from helius.data.dataset import read_index
     from helius.fidelity import follow_report
     from helius.generate.recon import reconstruct
@@ -367,7 +370,6 @@ def _stage_export(run: _Run, context: dict) -> None:
 
 def _stage_map(run: _Run, context: dict) -> None:
     """PCA of the clip VAE's latents of every one-shot, coloured by its brightness."""
-    import torch
     from sklearn.decomposition import PCA
 
     from helius.models.checkpoint import load_vae

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from helius import __version__, progress
 from helius.cli import data, demo, explore, export, generate, live, models
+from helius.cli.common import apply_threads
 from helius.errors import HeliusError
 
 
@@ -22,6 +23,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     progress.set_enabled(not getattr(args, "quiet", False))
+    apply_threads(args)
     try:
         return args.run(args) or 0
     except HeliusError as error:

@@ -46,10 +46,12 @@ def _run_demo(args: argparse.Namespace) -> int:
     result = run_demo(args.out, args.minutes, tiny=args.tiny, seed=args.seed, on_stage=on_stage)
     speed = result.run["speed"]
     print(f"demo finished in {(time.perf_counter() - started) / 60:.1f} min: {result.out}")
+    threads = speed["threads"]
     print(
-        f"  wave VAE trained at {speed['wave_train_audio_s_per_s']:.1f} audio-s/s; streaming "
-        f"{speed['stream_realtime_factor']:.1f}x real time, latency "
-        f"{speed['stream_latency_ms']:.0f} ms; dreaming {speed['dream_realtime_factor']:.1f}x"
+        f"  wave VAE trained at {speed['wave_train_audio_s_per_s']:.1f} audio-s/s "
+        f"({threads['wave VAE']} threads); streaming {speed['stream_realtime_factor']:.1f}x "
+        f"real time ({threads['stream']} thread), latency {speed['stream_latency_ms']:.0f} ms; "
+        f"dreaming {speed['dream_realtime_factor']:.1f}x ({threads['dream']} thread)"
     )
     print(f"  listen and look: {result.report}")
     print(f"  explore the one-shots' latent space: {result.explore_command}")

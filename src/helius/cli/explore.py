@@ -7,7 +7,7 @@ import ipaddress
 import socket
 from pathlib import Path
 
-from helius.cli.common import add_vae_checkpoint, command
+from helius.cli.common import add_vae_checkpoint, command, torch_threads
 from helius.errors import ConfigError
 
 LOCAL_NAMES = ["127.0.0.1", "localhost"]
@@ -48,7 +48,11 @@ def add_commands(commands) -> None:
         default=Path("explorer_runs"),
         help="folder of the training runs started from the Train tab",
     )
-    explore.add_argument("--device", default="cpu", help="device of the model: cpu, cuda, mps")
+    explore.add_argument(
+        "--device",
+        default="auto",
+        help="device of the model: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
+    )
 
 
 def _run_explore(args: argparse.Namespace) -> int:
@@ -59,16 +63,20 @@ def _run_explore(args: argparse.Namespace) -> int:
     if args.max_upload_mb <= 0:
         raise ConfigError("--max-upload-mb must be positive")
     port = _check_port(args.host, args.port)
+    from helius.train.runtime import pick_device
+
+    device = pick_device(args.device)
     app = create_app(
         args.vae_ckpt,
         data_dir=args.data,
         max_upload_bytes=int(args.max_upload_mb * 2**20),
         run_dir=args.run_dir,
-        device=args.device,
+        device=str(device),
         allowed_hosts=_local_names(args.host),
     )
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Helius explorer: http://{shown_host}:{port}/  (Ctrl+C stops it)", flush=True)
+    print(f"the model runs on {device} ({torch_threads()} CPU thread(s))", flush=True)
     if not _is_loopback(args.host):
         print(f"note: listening on {args.host}, so other machines can reach it", flush=True)
     uvicorn.run(app, host=args.host, port=port, log_level="warning")

@@ -6,7 +6,13 @@ import argparse
 import os
 from pathlib import Path
 
-from helius.cli.common import add_config_options, add_vae_checkpoint, command, config_from
+from helius.cli.common import (
+    add_config_options,
+    add_vae_checkpoint,
+    command,
+    config_from,
+    torch_threads,
+)
 
 SEED_CONFIG_HELP = "accepted for the seed's command lines; checkpoints carry their own config"
 
@@ -134,7 +140,7 @@ def _run_dream(args: argparse.Namespace) -> int:
     prompt = f" after {result.prompt_seconds:.2f} s of prompt" if result.prompt_seconds else ""
     print(
         f"wrote {result.output}: {result.seconds:.2f} s dreamed{prompt} at "
-        f"{result.realtime_factor:.1f}x real time"
+        f"{result.realtime_factor:.1f}x real time on {torch_threads()} thread(s)"
     )
     return 0
 
@@ -151,8 +157,10 @@ def _run_stream(args: argparse.Namespace) -> int:
         prior_checkpoint=args.prior_ckpt,
     )
     print(
-        f"wrote {result.output} ({result.seconds:.2f} s): {result.realtime_factor:.1f}x real "
-        f"time, latency {result.latency_ms:.1f} ms (block {result.block_size} + model "
+        f"wrote {result.output} ({result.seconds:.2f} s): the model ran at "
+        f"{result.realtime_factor:.1f}x real time on {torch_threads()} thread(s) "
+        f"({result.total_realtime_factor:.1f}x counting reading, resampling and writing), "
+        f"latency {result.latency_ms:.1f} ms (block {result.block_size} + model "
         f"{result.latency_samples} samples at {result.sample_rate} Hz)"
     )
     return 0

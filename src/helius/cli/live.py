@@ -51,13 +51,6 @@ def add_commands(commands) -> None:
         default=1,
         help="blocks of silence the model starts ahead by: fewer underruns, more latency",
     )
-    live.add_argument(
-        "--threads",
-        type=int,
-        default=1,
-        help="torch CPU threads for the model (1 leaves a core to the sound card and avoids "
-        "thread contention, usually the fastest for one block at a time)",
-    )
     add_transform_options(live)
     live.add_argument(
         "--list-devices", "--list_devices", action="store_true", help="list sound devices, exit"
@@ -85,11 +78,6 @@ def _run_live(args: argparse.Namespace) -> int:
         raise ConfigError(f"--seconds must be positive, got {args.seconds}")
     if args.prefill_blocks < 0:
         raise ConfigError(f"--prefill_blocks must be >= 0, got {args.prefill_blocks}")
-    if args.threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {args.threads}")
-    import torch
-
-    torch.set_num_threads(args.threads)
     session = live.open_session(
         args.vae_ckpt,
         args.prior_ckpt,

@@ -248,7 +248,13 @@ def _speed(run: dict[str, Any]) -> str:
         "dream_realtime_factor": "dream (x real time)",
     }
     speed = run.get("speed", {})
-    rows = [(label, f"{speed[key]:.3g}") for key, label in names.items() if key in speed]
+    threads = speed.get("threads", {})  # stage name -> torch threads it ran on
+    stages = {"wave": "wave VAE", "clip": "clip VAE", "stream": "stream", "dream": "dream"}
+    rows = []
+    for key, label in names.items():
+        if key in speed:
+            count = threads.get(stages[key.split("_")[0]])
+            rows.append((f"{label}, {count} thread(s)" if count else label, f"{speed[key]:.3g}"))
     rows += [(f"stage: {s['name']} (s)", f"{s['seconds']:.1f}") for s in run.get("stages", [])]
     return _section("speed", "Speed", _table(rows, ("measure", "value")))
 
