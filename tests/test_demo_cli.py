@@ -81,7 +81,8 @@ def test_tiny_demo_runs_every_stage_and_writes_a_complete_report(tmp_path, capsy
     threads = record["speed"]["threads"]
     assert threads["stream"] == threads["dream"] == 1
     assert threads["wave VAE"] == torch.get_num_threads()
-    assert "streaming transformation (x real time), 1 thread(s)" in (run / "report.html").read_text()
+    page = (run / "report.html").read_text()
+    assert "streaming transformation (x real time), 1 thread(s)" in page
     for name in ("wave VAE", "clip VAE", "prior"):
         assert (run / record["checkpoints"][name]).is_file()
     # The follow metrics of the wave VAE, next to the static baseline, with a verdict.
