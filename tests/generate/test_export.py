@@ -156,7 +156,7 @@ def test_metadata_for_nn_tilde_hosts(exported, tmp_path):
     assert model.prior_kind == "gru" and model.noise_branch is False
     assert model.get_attributes() == ["temperature"]
     assert buffers["temperature_params"].tolist() == [2]
-    assert model.set_temperature(0.5) == 0 and model.get_temperature() == 0.5
+    assert model.set_temperature(0.5) == 0 and model.get_temperature() == [0.5]
 
     result = export_model(exported["vae"], tmp_path / "vae_only.ts")
     assert result.methods == ("forward", "encode", "decode") and result.prior_kind is None
@@ -210,6 +210,20 @@ def test_prior_method_is_stateful_seeded_and_matches_python(exported, tmp_path, 
         assert torch.allclose(got, torch.cat([head, tail], dim=-1), atol=TOLERANCE)
 
 
+def test_reset_after_a_host_ran_the_model_in_inference_mode(exported):
+    """nn~ runs the model under torch.inference_mode() and calls reset() outside it: the caches
+    must be replaced, not zeroed in place (an inference tensor refuses in-place updates)."""
+    model = torch.jit.load(str(exported["model"]))
+    audio = 0.3 * torch.randn(1, 1, 2 * HOP, generator=torch.Generator().manual_seed(8))
+    with torch.inference_mode():
+        first = model.forward(audio)
+        model.prior(torch.zeros(1, LATENT_DIM, 1))
+    model.reset()
+    with torch.inference_mode():
+        again = model.forward(audio)
+    torch.testing.assert_close(again, first)
+
+
 def test_non_causal_and_clip_models_are_refused(tmp_path):
     non_causal = make_vae_checkpoint(tmp_path / "non_causal.pt", "model.wave.causal=false")
     with pytest.raises(ConfigError, match=r"non-causal.*model.wave.causal: true"):
@@ -249,6 +263,8 @@ def test_cli_export(exported, tmp_path, capsys):
     assert main([*args, "--output", str(output)]) == 0
     printed = capsys.readouterr().out
     assert f"wrote {output}" in printed
+    rate = load_vae(exported["vae"])[1].data.sample_rate
+    assert f"a {rate} Hz model: run the host at that rate" in printed
     assert "encode" in printed and "prior" in printed and "latency 184 samples" in printed
     assert torch.jit.load(str(output)).get_methods()[-1] == "prior"
 

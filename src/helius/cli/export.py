@@ -41,7 +41,10 @@ def _run_export(args: argparse.Namespace) -> int:
     result = export_model(
         args.vae_ckpt, args.output, prior_checkpoint=args.prior_ckpt, batch_size=args.batch_size
     )
-    print(f"wrote {result.output} ({result.size_bytes / 1e6:.1f} MB)")
+    print(
+        f"wrote {result.output} ({result.size_bytes / 1e6:.1f} MB), a {result.sample_rate} Hz "
+        "model: run the host at that rate (nn~ does not resample)"
+    )
     if args.quiet:
         return 0
     for name in result.methods:

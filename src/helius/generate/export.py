@@ -10,7 +10,8 @@ nn~ (acids-ircam's Max/MSP and PureData external) and other RAVE-style hosts dis
         frame t of the output is sampled after input frames 0..t (the frame that follows)
     reset()                                        forget all streaming state
     get_methods() -> ["forward", "encode", "decode"(, "prior")]
-    get_attributes() -> ["temperature"] with a prior (get_temperature, set_temperature), else []
+    get_attributes() -> ["temperature"] with a prior (get_temperature -> [t], set_temperature),
+        else []
 
 Every method is stateful: each call continues the signal of the previous call, so n must be a
 whole multiple of `hop_samples` and m at least one frame. Chunked calls give exactly what the
@@ -226,8 +227,9 @@ class ExportedVAEWithPrior(ExportedVAE):
         return self.prior_model(z, self.temperature if temperature is None else temperature)
 
     @torch.jit.export
-    def get_temperature(self) -> float:
-        return self.temperature
+    def get_temperature(self) -> list[float]:
+        # nn~ reads every get_<attribute>() as a list (Max's `get temperature` fails on a float).
+        return [self.temperature]
 
     @torch.jit.export
     def set_temperature(self, temperature: float) -> int:

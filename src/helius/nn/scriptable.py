@@ -90,7 +90,10 @@ class StreamConv1d(nn.Module):
 
     @torch.jit.export
     def reset(self) -> None:
-        self.cache.zero_()
+        # A new tensor, not an in-place zero: after a host ran the model under
+        # torch.inference_mode() the cache is an inference tensor, which may not be
+        # updated in place outside that mode (nn~ calls reset() that way).
+        self.cache = torch.zeros_like(self.cache)
 
 
 class StreamConvTranspose1d(nn.Module):
@@ -137,7 +140,10 @@ class StreamConvTranspose1d(nn.Module):
 
     @torch.jit.export
     def reset(self) -> None:
-        self.cache.zero_()
+        # A new tensor, not an in-place zero: after a host ran the model under
+        # torch.inference_mode() the cache is an inference tensor, which may not be
+        # updated in place outside that mode (nn~ calls reset() that way).
+        self.cache = torch.zeros_like(self.cache)
 
 
 class StreamSequential(nn.Module):
@@ -230,7 +236,10 @@ class StreamSnakeResidual(nn.Module):
 
     @torch.jit.export
     def reset(self) -> None:
-        self.cache.zero_()
+        # A new tensor, not an in-place zero: after a host ran the model under
+        # torch.inference_mode() the cache is an inference tensor, which may not be
+        # updated in place outside that mode (nn~ calls reset() that way).
+        self.cache = torch.zeros_like(self.cache)
 
 
 class StreamSnake(nn.Module):
