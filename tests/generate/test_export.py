@@ -238,6 +238,9 @@ def test_non_causal_and_clip_models_are_refused(tmp_path):
     )
     with pytest.raises(ConfigError, match=r"clip VAE.*model.kind: wave_vae"):
         export_model(clip, tmp_path / "b.ts")
+    odd_hop = make_vae_checkpoint(tmp_path / "odd.pt", "model.wave.ratios=[3,2]")
+    with pytest.raises(ConfigError, match=r"hop of 24 samples .* not a power of two"):
+        export_model(odd_hop, tmp_path / "c.ts")
     assert not list(tmp_path.glob("*.ts*"))  # nothing written, not even a temporary file
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from helius import fidelity, metrics
+from helius import fidelity, metrics, progress
 from helius.config import HeliusConfig
 from helius.data.dataset import SegmentDataset
 from helius.errors import DataError
@@ -73,6 +73,11 @@ class VAETask:
     def build_model(self) -> nn.Module:
         model = build_model(self.config.model, self.sample_rate, self.channels)
         self._hop = int(model.hop_samples)
+        if not self.is_clip and self._hop & (self._hop - 1):
+            progress.note(
+                f"note: this wave VAE's hop is {self._hop} samples, not a power of two; it "
+                "trains and streams here, but `helius export` refuses it (nn~ breaks on it)"
+            )
         return model
 
     def item_samples(self, seconds: float) -> int:
