@@ -103,3 +103,33 @@ def test_a_clip_vae_has_no_latent_sequences(trained_pair, tmp_path):
 def test_windows_longer_than_every_run_are_a_clear_error():
     with pytest.raises(DataError, match="lower prior.chunk_frames"):
         LatentWindows([torch.zeros(4, 10)], 65, True)
+
+
+def test_train_prior_takes_its_data_and_folder_from_the_vae_unless_set(
+    trained_pair, tmp_path, capsys
+):
+    """--config's data paths (here tiny.yaml's data/..., absent in this folder) do not decide
+    which latents the prior learns: the VAE checkpoint's indexes do (#14 item 4)."""
+    from helius.cli.generate import data_of_the_vae
+    from helius.config import load_config
+
+    vae = trained_pair / "checkpoints" / "last.pt"
+    tiny = REPO / "configs" / "tiny.yaml"
+    vae_data = trained_pair / "data"
+    config = data_of_the_vae(load_config(tiny), vae, [])
+    assert config.data.train_index == str(vae_data / "train_index.txt")
+    assert config.train.checkpoint_dir == str(trained_pair / "checkpoints")
+    chosen = data_of_the_vae(
+        load_config(tiny, ["data.val_index=mine.txt"]), vae, ["data.val_index=mine.txt"]
+    )
+    assert chosen.data.val_index == "mine.txt"
+    assert chosen.data.train_index == str(vae_data / "train_index.txt")
+
+    settings = [f"train.checkpoint_dir={tmp_path}", f"train.log_dir={tmp_path / 'runs'}"]
+    settings += ["prior.max_steps=2", "prior.chunk_frames=16", "prior.chunks=2"]
+    argv = ["train-prior", "--config", str(tiny), "--vae_ckpt", str(vae), "--quiet"]
+    assert main([*argv, *(a for s in settings for a in ("--set", s))]) == 0
+    printed = capsys.readouterr().out
+    assert f"encoding the VAE's latents of {vae_data / 'train_index.txt'}" in printed
+    assert f"the prior is saved in {tmp_path}" in printed
+    assert (tmp_path / "prior_final.pt").is_file()

@@ -109,7 +109,12 @@ def transform_from(args: argparse.Namespace):
 def run_train_prior(args: argparse.Namespace) -> int:
     from helius.train.prior_task import train_prior
 
-    config = config_from(args)
+    config = data_of_the_vae(config_from(args), args.vae_ckpt, args.overrides)
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(
+            f"encoding the VAE's latents of {config.data.train_index} and "
+            f"{config.data.val_index}; the prior is saved in {config.train.checkpoint_dir}"
+        )
     result, final, latents = train_prior(config, args.vae_ckpt, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports for everyone
@@ -123,6 +128,30 @@ def run_train_prior(args: argparse.Namespace) -> int:
     summary = f", validation NLL {nll:.3f} nats/frame" if nll is not None else ""
     print(f"trained the {config.prior.kind} prior to step {result.step}{summary}; wrote {final}")
     return 0
+
+
+# The prior takes its data indexes and checkpoint folder from the VAE checkpoint it is trained
+# on unless --set names them: its latents must come from the data that VAE learned, wherever
+# --config points (#14 item 4).
+def data_of_the_vae(config, vae_checkpoint: Path, overrides: list[str]):
+    """`config` with the VAE checkpoint's data indexes and checkpoint folder, except the keys
+    given with --set."""
+    from helius.models.checkpoint import checkpoint_config, load_checkpoint
+
+    given = {override.split("=", 1)[0].strip() for override in overrides}
+    vae = checkpoint_config(load_checkpoint(vae_checkpoint), vae_checkpoint)
+    data = {
+        name: getattr(vae.data, name)
+        for name in ("train_index", "val_index")
+        if f"data.{name}" not in given
+    }
+    train = {} if "train.checkpoint_dir" in given else {"checkpoint_dir": vae.train.checkpoint_dir}
+    return config.model_copy(
+        update={
+            "data": config.data.model_copy(update=data),
+            "train": config.train.model_copy(update=train),
+        }
+    )
 
 
 def _run_dream(args: argparse.Namespace) -> int:
