@@ -3,7 +3,9 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.helius-installed
-# torch is pinned before the project install: an unpinned torch can pull a multi-GB CUDA build.
+# torch is installed first, pinned, so the project's install keeps that version. The pin fixes
+# the version, not the build: on Linux PyPI's wheel is the CUDA build; for the CPU-only wheel
+# use TORCH_PIN="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
 TORCH_PIN ?= torch==2.13.0
 
 .PHONY: install demo test lint format bench clean
