@@ -67,6 +67,7 @@ def test_every_prep_flag_reaches_the_result(corpus, tmp_path, capsys):
         "mono": False,
         "silence_threshold_db": -30.0,
         "subtype": "PCM_16",
+        "one_shot": False,
         "val_fraction": 0.5,
     }
     info = first_segment(out)

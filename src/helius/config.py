@@ -35,6 +35,9 @@ class DataConfig(Section):
         -60.0, le=0, description="segments whose RMS is below this (dBFS) are dropped"
     )
     val_fraction: float = Field(0.02, ge=0, lt=1, description="share of source files for val")
+    one_shot: bool = Field(
+        False, description="prep makes one clip per file from its onset (one-shot libraries)"
+    )
 
 
 class WaveModelConfig(Section):

@@ -86,6 +86,13 @@ def _add_data_commands(commands) -> None:
     )
     prep.add_argument("--stereo", action="store_true", help="keep channels instead of mono")
     prep.add_argument(
+        "--one_shot",
+        "--one-shot",
+        action="store_true",
+        help="one clip per file (one-shot libraries): trimmed to the onset, padded or cut to "
+        "--segment_length, nothing dropped for being short (default: data.one_shot)",
+    )
+    prep.add_argument(
         "--workers", type=int, default=None, help="parallel processes (default: all cores)"
     )
     prep.add_argument("--overwrite", action="store_true", help="redo every file from scratch")
@@ -132,6 +139,7 @@ def _prep_settings(args: argparse.Namespace, config: HeliusConfig):
         sample_rate=args.sample_rate or data.sample_rate,
         segment_seconds=args.segment_length or data.segment_seconds,
         mono=data.mono and not args.stereo,
+        one_shot=args.one_shot or data.one_shot,
         silence_threshold_db=(
             data.silence_threshold_db
             if args.silence_threshold_db is None

@@ -48,6 +48,8 @@ class PrepResult:
     segments_train: int = 0
     segments_val: int = 0
     segments_silent_dropped: int = 0
+    one_shots_padded: int = 0  # one-shot mode: files shorter than a clip, padded with silence
+    one_shots_cut: int = 0  # one-shot mode: files longer than a clip, cut with a fade
     audio_seconds: float = 0.0
     audio_seconds_this_run: float = 0.0
     elapsed_seconds: float = 0.0
@@ -65,6 +67,11 @@ class PrepResult:
             f"({self.segments_train} train / {self.segments_val} val), "
             f"{self.audio_seconds / 3600:.2f} h of audio in {self.output_dir}"
         )
+        if self.one_shots_padded or self.one_shots_cut:
+            line += (
+                f"\none clip per file: {self.one_shots_padded} shorter files padded with "
+                f"silence, {self.one_shots_cut} longer ones cut with a fade"
+            )
         if self.failed:
             first = "; ".join(f"{item['file']}: {item['reason']}" for item in self.failed[:3])
             more = f" and {len(self.failed) - 3} more" if len(self.failed) > 3 else ""
@@ -253,6 +260,8 @@ def _write_outputs(
         split = "val" if relpath in val else "train"
         result.audio_seconds += entry["audio_seconds"]
         result.segments_silent_dropped += entry["silent_segments"]
+        result.one_shots_padded += entry.get("one_shot") == "padded"
+        result.one_shots_cut += entry.get("one_shot") == "cut"
         for segment in entry["segments"]:
             lines[split].append(segment["segment"])
             manifest.append(
@@ -289,6 +298,8 @@ def _write_report(
         "segments_train": result.segments_train,
         "segments_val": result.segments_val,
         "segments_silent_dropped": result.segments_silent_dropped,
+        "one_shots_padded": result.one_shots_padded,
+        "one_shots_cut": result.one_shots_cut,
         "hours_of_audio": round(result.audio_seconds / 3600, 4),
         "elapsed_seconds": round(result.elapsed_seconds, 3),
     }

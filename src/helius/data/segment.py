@@ -4,6 +4,10 @@ The file is streamed (decode -> downmix -> resample -> cut), so memory does not 
 length. Segments are written into a hidden `.partial` folder that is renamed into place only
 when the whole file succeeded, so a crash never leaves half a file's segments behind.
 The tail shorter than one segment is dropped; digitally silent segments are dropped.
+
+One-shot mode (`PrepSettings.one_shot`, `helius prep --one_shot`) makes one clip per file
+instead: leading silence trimmed to the onset, then padded with silence or cut with a short
+fade to exactly one segment, so a library of 0.1-2 s hits loses nothing for being short.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ class PrepSettings:
     mono: bool = True
     silence_threshold_db: float = -60.0
     subtype: str = "PCM_16"
+    one_shot: bool = False  # one clip per file, from its onset (see the module docstring)
 
     @property
     def segment_frames(self) -> int:
@@ -54,6 +59,7 @@ class FileResult:
     silent_segments: int = 0
     audio_seconds: float = 0.0  # decoded duration at the target rate
     tags: dict[str, str] = field(default_factory=dict)
+    one_shot: str = ""  # one-shot mode: "padded", "cut" or "exact"
 
 
 def segment_file(job: FileJob) -> FileResult:
@@ -61,7 +67,7 @@ def segment_file(job: FileJob) -> FileResult:
     partial = job.segment_dir.with_name(f".{job.segment_dir.name}.partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        result = _cut(job, partial)
+        result = _one_shot(job, partial) if job.settings.one_shot else _cut(job, partial)
     except HeliusError as error:
         result = FileResult(job.relpath, ok=False, reason=_short_reason(error, job.source))
     except (OSError, ValueError, RuntimeError) as error:
@@ -109,6 +115,62 @@ def _cut(job: FileJob, partial: Path) -> FileResult:
             reason=(
                 f"silent: all {index} segments below {settings.silence_threshold_db:g} dBFS RMS"
             ),
+        )
+    return result
+
+
+# One-shot mode: the onset is the first sample within ONSET_DB of the loudest one (so a quiet
+# hiss before the hit is trimmed too), started PREROLL_SECONDS early to keep the attack whole.
+ONSET_DB = -40.0
+PREROLL_SECONDS = 0.002
+FADE_SECONDS = 0.05  # a file longer than the clip is cut with this fade-out
+MAX_SCAN_SECONDS = 30.0  # how far into a (long) file the onset is looked for
+
+
+def _one_shot(job: FileJob, partial: Path) -> FileResult:
+    settings = job.settings
+    frames, rate = settings.segment_frames, settings.sample_rate
+    _, blocks = io.read_blocks(job.source, rate, settings.mono)
+    result = FileResult(job.relpath, ok=True, tags=read_tags(job.source))
+    parts, read = [], 0
+    for block in blocks:
+        parts.append(block)
+        read += block.shape[1]
+        if read >= round(MAX_SCAN_SECONDS * rate) + frames:
+            break  # enough for the onset and one clip after it
+    audio = np.concatenate(parts, axis=1) if parts else np.zeros((1, 0), np.float32)
+    result.audio_seconds = audio.shape[1] / rate
+    level = np.abs(audio).max(axis=0) if audio.size else np.zeros(0, np.float32)
+    peak = float(level.max()) if level.size else 0.0
+    if 20 * np.log10(max(peak, 1e-10)) < settings.silence_threshold_db:
+        return FileResult(
+            job.relpath,
+            ok=False,
+            audio_seconds=result.audio_seconds,
+            reason=f"silent: peak below {settings.silence_threshold_db:g} dBFS",
+        )
+    onset = int(np.argmax(level >= peak * 10 ** (ONSET_DB / 20)))
+    start = max(0, onset - round(PREROLL_SECONDS * rate))
+    clip = audio[:, start : start + frames]
+    if clip.shape[1] < frames:
+        result.one_shot = "padded"
+        clip = np.pad(clip, ((0, 0), (0, frames - clip.shape[1])))
+    elif audio.shape[1] - start > frames:
+        result.one_shot = "cut"
+        fade = min(round(FADE_SECONDS * rate), frames)
+        clip = clip.copy()
+        clip[:, frames - fade :] *= np.linspace(1.0, 0.0, fade, dtype=np.float32)
+    else:
+        result.one_shot = "exact"
+    _emit(job, partial, clip, 0, result)
+    for segment in result.segments:
+        segment["offset_seconds"] = round(start / rate, 6)  # where the clip starts in the file
+    if not result.segments:  # the clip's RMS is under the silence threshold
+        return FileResult(
+            job.relpath,
+            ok=False,
+            audio_seconds=result.audio_seconds,
+            reason=f"silent: RMS below {settings.silence_threshold_db:g} dBFS",
         )
     return result
 
