@@ -118,9 +118,12 @@ def run_variant(name: str, args: argparse.Namespace, data: Path, unseen: list[Pa
             f"data.train_index={data / 'train_index.txt'}",
             f"data.val_index={data / 'val_index.txt'}",
             "train.device=cpu",
-            f"train.max_steps={args.steps}",
-            "train.max_minutes=null",
-            "train.epochs=1000000",
+            *(
+                [f"train.max_minutes={args.minutes}", "train.max_steps=null"]
+                if args.minutes
+                else [f"train.max_steps={args.steps}", "train.max_minutes=null"]
+            ),
+            "train.epochs=null",
             f"train.checkpoint_dir={run_dir / 'checkpoints'}",
             f"train.log_dir={run_dir / 'runs'}",
         ],
@@ -159,7 +162,8 @@ def write_json(args: argparse.Namespace, records: list[dict]) -> Path:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.date.today().isoformat()
     names = "+".join(args.variants)
-    path = args.results_dir / f"ablation-{stamp}-{platform.node()}-{names}.json"
+    budget = f"{args.minutes:g}min" if args.minutes else f"{args.steps}steps"
+    path = args.results_dir / f"ablation-{stamp}-{platform.node()}-{budget}-{names}.json"
     payload = {
         "date": stamp,
         "machine": platform.node(),
@@ -167,7 +171,8 @@ def write_json(args: argparse.Namespace, records: list[dict]) -> Path:
         "load_average": os.getloadavg(),
         "config": str(args.config),
         "overrides": args.overrides,
-        "steps_budget": args.steps,
+        "steps_budget": None if args.minutes else args.steps,
+        "minutes_budget": args.minutes,
         "real_seconds": args.real_seconds,
         "data": args.data_description,
         "records": records,
@@ -183,6 +188,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--config", type=Path, default=REPO / "configs" / "config.yaml")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--steps", type=int, default=800, help="optimizer steps per variant")
+    parser.add_argument(
+        "--minutes",
+        type=float,
+        default=None,
+        help="a wall-clock budget per variant instead of --steps (only fair for runs that have "
+        "the machine to themselves or share it alike)",
+    )
     parser.add_argument("--real-dir", type=Path, help="DIR/train and DIR/unseen audio folders")
     parser.add_argument(
         "--real-cache",
@@ -232,8 +244,9 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.variants:
         records.append(run_variant(name, args, data, unseen))
         print(f"{name}: " + ", ".join(f"{m} {records[-1]['scores'][m]:.3f}" for m in METRICS))
+        path = write_json(args, records)  # after each variant: a stopped run keeps its results
     print_table(records)
-    print(f"wrote {write_json(args, records)}")
+    print(f"wrote {path}")
     return 0
 
 
