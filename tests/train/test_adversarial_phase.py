@@ -45,6 +45,7 @@ def _fit(root: Path, run: str, *overrides: str, resume: bool = False):
         *PHASE_TWO,
         f"train.checkpoint_dir={root / run / 'checkpoints'}",
         f"train.log_dir={root / run / 'runs'}",
+        "train.epochs=null",  # the max_steps given below end each run
         *overrides,
     )
     task = VAETask(config)

@@ -259,7 +259,9 @@ def test_the_vae_under_ddp_keeps_ranks_identical_and_matches_one_process(tmp_pat
     # Adam's first update is lr * g / (|g| + eps) per weight: +-lr whatever the gradient's size,
     # so a weight whose gradient nearly cancels to zero (where the order of the float sums,
     # per rank or in one process, decides its last digits) can move by a fraction of lr.
-    assert_matches(ranks, single, range(1), atol=1e-2 * 0.001)  # 1 % of one step (tiny lr)
+    # Seen at 1.4 % on one weight of 4096 in a CI run: 5 % of one step still fails any real
+    # mismatch (a wrong average or a skipped all-reduce moves weights by whole steps).
+    assert_matches(ranks, single, range(1), atol=5e-2 * 0.001)
     for step in range(2):
         mean = (ranks[0]["losses"][step] + ranks[1]["losses"][step]) / 2
         assert mean == pytest.approx(single["losses"][step], rel=1e-5), step

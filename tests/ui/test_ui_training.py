@@ -100,7 +100,8 @@ def test_bad_forms_are_refused_before_anything_starts(client, tmp_path):
 
 
 def test_a_run_trains_to_the_end_and_its_loss_is_charted(client, tiny_data, tmp_path):
-    body = {"config": TINY, "fields": fields(tiny_data, max_steps=4, val_every_steps=2)}
+    form = fields(tiny_data, max_steps=4, epochs="null", val_every_steps=2)
+    body = {"config": TINY, "fields": form}
     started = client.post("/api/train/start", json=body)
     assert started.status_code == 200, started.text
     run = started.json()["run"]
