@@ -25,12 +25,11 @@ from torch import nn
 
 from helius.config import ModelConfig, WaveModelConfig
 from helius.errors import ConfigError
-from helius.models.base import VAEOutput, frozen_if, reparameterize
+from helius.models.base import VAEOutput, frozen_if, reparameterize, variance_preserving_
 from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, UpStage, make_activation
 from helius.nn.pqmf import PQMF
 from helius.nn.streaming import (
     CachedConv1d,
-    CachedConvTranspose1d,
     is_streaming,
     reset_streaming_state,
     set_streaming,
@@ -297,16 +296,7 @@ def initialise(model: WaveVAE) -> None:
     with torch.no_grad():
         for part in (model.encoder, model.decoder):
             for module in part.modules():
-                if isinstance(module, CachedConvTranspose1d):
-                    # Each output sample sums in_channels x kernel / stride products.
-                    fan_in = module.weight.shape[0] * module.weight.shape[2] // module.stride[0]
-                elif isinstance(module, CachedConv1d):
-                    fan_in = module.weight.shape[1] * module.weight.shape[2]
-                else:
-                    continue
-                nn.init.normal_(module.weight, std=fan_in**-0.5)
-                if module.bias is not None:
-                    nn.init.zeros_(module.bias)
+                variance_preserving_(module)
             for module in part.modules():
                 if isinstance(module, ResidualUnit):
                     module.block[-1].weight.mul_(RESIDUAL_BRANCH_SCALE)
