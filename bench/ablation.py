@@ -35,6 +35,7 @@ from helius import progress
 from helius.config import load_config
 from helius.data.prep import prepare
 from helius.data.segment import PrepSettings
+from helius.files import atomic_write_text
 from helius.models import wave_vae
 from helius.train.runtime import seed_everything
 from helius.train.trainer import fit
@@ -177,9 +178,7 @@ def write_json(args: argparse.Namespace, records: list[dict]) -> Path:
         "data": args.data_description,
         "records": records,
     }
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(payload, indent=2))
-    temporary.replace(path)
+    atomic_write_text(path, json.dumps(payload, indent=2))
     return path
 
 
