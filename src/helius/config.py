@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from helius.errors import ConfigError
 
@@ -40,8 +40,37 @@ class DataConfig(Section):
     )
 
 
+class StftModelConfig(Section):
+    """The wave VAE's spectral design (`model.wave.transform: stft`): causal STFT frames into
+    ConvNeXt blocks, and out of the decoder the log-magnitude and phase of every bin, turned
+    into audio by an inverse STFT. One latent frame = hop x frames_per_latent samples."""
+
+    n_fft: int = Field(2048, ge=16, description="STFT size (a power of two)")
+    hop: int = Field(512, ge=1, description="STFT hop in samples (n_fft / 4: 75 % overlap)")
+    frames_per_latent: int = Field(4, ge=1, description="STFT frames per latent frame")
+    width: int = Field(256, ge=8, description="channels of the ConvNeXt blocks")
+    encoder_blocks: int = Field(3, ge=0, description="ConvNeXt blocks before the latent")
+    decoder_blocks: int = Field(6, ge=0, description="ConvNeXt blocks after the latent")
+
+    @model_validator(mode="after")
+    def _hop_divides_n_fft(self) -> StftModelConfig:
+        if self.n_fft % self.hop:
+            raise ValueError(
+                f"hop ({self.hop}) must divide n_fft ({self.n_fft}), e.g. hop = n_fft / 4"
+            )
+        return self
+
+
 class WaveModelConfig(Section):
-    """The streaming waveform VAE (sequence latent); compression = bands x prod(ratios)."""
+    """The streaming waveform VAE (sequence latent). transform pqmf: compression = bands x
+    prod(ratios); transform stft: compression = stft.hop x stft.frames_per_latent."""
+
+    transform: Literal["pqmf", "stft"] = Field(
+        "pqmf",
+        description="pqmf: sub-bands through strided convs; stft: STFT frames through "
+        "ConvNeXt blocks and an inverse-STFT head (model.wave.stft)",
+    )
+    stft: StftModelConfig = Field(default_factory=StftModelConfig)
 
     bands: Literal[1, 2, 4, 8, 16] = Field(16, description="PQMF sub-bands (1 = no PQMF)")
     ratios: list[int] = Field([4, 4, 4, 2], min_length=1, description="encoder strides")
@@ -152,7 +181,9 @@ class TrainConfig(Section):
     grad_accum_steps: int = Field(1, ge=1)
     grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; None: off")
     lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
-    warmup_steps: int = Field(200, ge=0, description="linear LR warm-up (every schedule)")
+    warmup_steps: int = Field(
+        200, ge=0, description="linear LR warm-up (constant, cosine; plateau starts at full rate)"
+    )
     plateau_patience: int = Field(10, ge=1, description="validations without improvement")
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     ema_decay: float | None = Field(None, gt=0, lt=1, description="e.g. 0.999; None: off")

@@ -54,6 +54,12 @@ from helius.models.checkpoint import check_pair, load_prior, load_vae
 from helius.models.prior import LatentPrior
 from helius.models.wave_vae import WaveDecoder, WaveEncoder, WaveVAE
 from helius.nn.scriptable import StreamAnalysis, StreamSynthesis, scriptable_twin
+from helius.nn.scriptable_spectral import (
+    StreamIstftSynthesis,
+    StreamStftAnalysis,
+    StreamStftDecoder,
+    StreamStftEncoder,
+)
 
 FLOAT_ATTRIBUTE = 2  # nn~'s type code of a float attribute argument
 CHECK_TOLERANCE = 1e-4
@@ -116,6 +122,23 @@ class StreamDecoder(nn.Module):
             noise.reset()
 
 
+def stream_parts(vae: WaveVAE, batch_size: int) -> tuple[nn.Module, ...]:
+    """(analysis, encoder, decoder, synthesis) twins of either wave VAE design."""
+    if vae.pqmf is None:  # model.wave.transform: stft
+        return (
+            StreamStftAnalysis(vae.analysis, vae.channels, batch_size),
+            StreamStftEncoder(vae.encoder, batch_size),
+            StreamStftDecoder(vae.decoder, batch_size),
+            StreamIstftSynthesis(vae.synthesis, batch_size),
+        )
+    return (
+        StreamAnalysis(vae.pqmf, batch_size),
+        StreamEncoder(vae.encoder, batch_size),
+        StreamDecoder(vae.decoder, batch_size),
+        StreamSynthesis(vae.pqmf, batch_size),
+    )
+
+
 class ExportedVAE(nn.Module):
     """The exported module: nn~-style methods and metadata around a streaming wave VAE."""
 
@@ -133,13 +156,10 @@ class ExportedVAE(nn.Module):
         self.output_delay_samples = vae.output_delay_samples
         self.batch_size = batch_size
         self.headroom = float(vae.headroom)
-        self.noise_branch = vae.decoder.noise is not None
+        self.noise_branch = getattr(vae.decoder, "noise", None) is not None
         self.prior_kind = ""
         self.helius_version = __version__
-        self.analysis = StreamAnalysis(vae.pqmf, batch_size)
-        self.encoder = StreamEncoder(vae.encoder, batch_size)
-        self.decoder = StreamDecoder(vae.decoder, batch_size)
-        self.synthesis = StreamSynthesis(vae.pqmf, batch_size)
+        self.analysis, self.encoder, self.decoder, self.synthesis = stream_parts(vae, batch_size)
         self.methods = []
         self.attributes = []
         audio = [f"(signal) audio channel {index}" for index in range(channels)]

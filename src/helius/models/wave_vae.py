@@ -1,5 +1,6 @@
 """The streaming waveform VAE: PQMF sub-bands, a strided conv encoder to a latent sequence and a
-mirrored decoder with amplitude modulation, a filtered-noise branch and a tanh headroom.
+mirrored decoder with amplitude modulation, a filtered-noise branch and a tanh headroom; or, with
+`model.wave.transform: stft`, causal STFT frames in and an inverse-STFT head out (`wave_stft.py`).
 
 Shapes: audio (B, C, T) with T a multiple of `hop_samples` (= bands * prod(ratios)); latents
 (B, latent_dim, T / hop_samples). Lengths that are not a multiple raise ValueError: pad or crop
@@ -26,8 +27,10 @@ from torch import nn
 from helius.config import ModelConfig, WaveModelConfig
 from helius.errors import ConfigError
 from helius.models.base import VAEOutput, frozen_if, reparameterize, variance_preserving_
+from helius.models.wave_stft import StftDecoder, StftEncoder, initialise_stft
 from helius.nn.blocks import DownStage, FilteredNoise, ResidualUnit, UpStage, make_activation
 from helius.nn.pqmf import PQMF
+from helius.nn.spectral import IstftSynthesis, StftAnalysis
 from helius.nn.streaming import (
     CachedConv1d,
     is_streaming,
@@ -119,7 +122,9 @@ class WaveDecoder(nn.Module):
 
 
 class WaveVAE(nn.Module):
-    """PQMF -> encoder -> latent sequence -> decoder -> PQMF synthesis -> headroom * tanh."""
+    """PQMF -> encoder -> latent sequence -> decoder -> PQMF synthesis -> headroom * tanh, or
+    with `model.wave.transform: stft`, STFT log-magnitudes -> encoder -> latent sequence ->
+    decoder -> inverse STFT -> headroom * tanh (`wave_stft.py`)."""
 
     def __init__(self, config: ModelConfig, sample_rate: int, channels: int = 1) -> None:
         super().__init__()
@@ -134,12 +139,26 @@ class WaveVAE(nn.Module):
         self.latent_dim = config.latent_dim
         self.causal = wave.causal
         self.headroom = wave.headroom
-        self.pqmf = PQMF(wave.bands, causal=wave.causal)
-        rows = channels * wave.bands
-        self.encoder = WaveEncoder(wave, rows, config.latent_dim)
-        self.decoder = WaveDecoder(wave, rows, config.latent_dim)
-        self._hop_samples = wave.bands * math.prod(wave.ratios)
-        initialise(self)
+        self.transform = wave.transform
+        self.encoder: WaveEncoder | StftEncoder
+        self.decoder: WaveDecoder | StftDecoder
+        if wave.transform == "stft":
+            stft, bins = wave.stft, wave.stft.n_fft // 2 + 1
+            self.causal = True  # STFT frames and ConvNeXt blocks are causal by construction
+            self.pqmf = None
+            self.analysis = StftAnalysis(stft.n_fft, stft.hop)
+            self.synthesis = IstftSynthesis(stft.n_fft, stft.hop, channels)
+            self.encoder = StftEncoder(stft, channels * bins, config.latent_dim, wave.logvar_min)
+            self.decoder = StftDecoder(stft, channels * 2 * bins, config.latent_dim)
+            self._hop_samples = stft.hop * stft.frames_per_latent
+            initialise_stft(self.encoder, self.decoder)
+        else:
+            self.pqmf = PQMF(wave.bands, causal=wave.causal)
+            rows = channels * wave.bands
+            self.encoder = WaveEncoder(wave, rows, config.latent_dim)
+            self.decoder = WaveDecoder(wave, rows, config.latent_dim)
+            self._hop_samples = wave.bands * math.prod(wave.ratios)
+            initialise(self)
         # Adversarial fine-tuning may hold the encoder (and the PQMF analysis) fixed.
         self.encoder_frozen = False
 
@@ -156,24 +175,29 @@ class WaveVAE(nn.Module):
 
     @property
     def output_delay_samples(self) -> int:
-        """Constant lag of the reconstruction behind its input: the causal PQMF's delay, else 0.
+        """Constant lag of the reconstruction behind its input: the causal PQMF's delay (or the
+        STFT's n_fft - hop), else 0.
 
         A causal model cannot undo this lag, so waveform losses should compare
         `audio[..., d:]` with `x[..., :-d]` (spectral magnitude losses barely notice it).
         """
+        if self.pqmf is None:
+            return self.synthesis.delay_samples
         return self.pqmf.delay_samples
 
     @property
     def latency_samples(self) -> int:
         """Algorithmic latency when streaming: one hop of buffering plus the PQMF delay."""
         self._require_causal("has no streaming latency")
-        return self.hop_samples + self.pqmf.delay_samples
+        return self.hop_samples + self.output_delay_samples
 
     # ---- the model --------------------------------------------------------------------------
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Audio (B, C, T) -> (mu, logvar), each (B, latent_dim, T / hop_samples)."""
         self._check_audio(x)
+        if self.pqmf is None:
+            return self.encoder(self.analysis(x))
         return self.encoder(self.pqmf.analysis(x))
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -182,7 +206,10 @@ class WaveVAE(nn.Module):
             raise ValueError(
                 f"decode expects latents (batch, {self.latent_dim}, frames), got {tuple(z.shape)}"
             )
-        audio = self.pqmf.synthesis(self.decoder(z))
+        if self.pqmf is None:
+            audio = self.synthesis(self.decoder(z))
+        else:
+            audio = self.pqmf.synthesis(self.decoder(z))
         return self.headroom * torch.tanh(audio)
 
     def forward(self, x: torch.Tensor, step: int | None = None) -> VAEOutput:

@@ -1,0 +1,149 @@
+"""Streamable STFT layers for the wave VAE's spectral design, and its ConvNeXt block.
+
+- `StftAnalysis`: audio (B, C, T) -> log-magnitudes (B, C * bins, T / hop) of causal frames:
+  frame j covers samples [(j + 1) * hop - n_fft, (j + 1) * hop), zero before the start.
+- `IstftSynthesis`: (B, C * 2 * bins, F) log-magnitude and phase rows -> audio (B, C, F * hop)
+  by inverse FFT and overlap-add. Frame j is laid at samples [j * hop, j * hop + n_fft), so
+  output sample n depends only on frames j <= n / hop (causal); analysis + synthesis delay the
+  signal by n_fft - hop samples (`SYNTHESIS_DELAY`).
+- `ConvNeXtBlock`: a causal depthwise conv, LayerNorm over channels, a pointwise MLP and a
+  small learned scale on the residual branch (ConvNeXt, as used by the Vocos vocoder).
+
+All of them stream exactly through the `InputCache` / `OutputOverlap` mixins of
+`streaming.py`; the pure functions below are what the TorchScript twins
+(`scriptable_spectral.py`) call too, so both paths compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from helius.nn.streaming import CachedConv1d, InputCache, OutputOverlap
+
+LOG_FLOOR = 1e-4  # added to analysis magnitudes before the log (about -80 dB re a full bin)
+MAX_LOG_MAGNITUDE = 8.0  # the decoder's log-magnitudes are clamped here (e^8 ~ 3000)
+LAYER_SCALE = 0.1  # ConvNeXt residual branches start at a tenth: near identity at first
+
+
+def check_stft_sizes(n_fft: int, hop: int) -> None:
+    if n_fft < 2 or hop < 1 or n_fft % hop:
+        raise ValueError(f"STFT needs hop ({hop}) to divide n_fft ({n_fft})")
+
+
+def log_magnitude_frames(
+    buffer: torch.Tensor, window: torch.Tensor, n_fft: int, hop: int, floor: float = LOG_FLOOR
+) -> torch.Tensor:
+    """log(|rfft(frame * window)| + floor) of every whole frame of `buffer` (B, C, L):
+    (B, C * bins, frames), channel-major rows."""
+    batch = buffer.size(0)
+    frames = buffer.unfold(2, n_fft, hop) * window  # (B, C, F, n_fft)
+    spectrum = torch.fft.rfft(frames, dim=-1)
+    magnitude = torch.sqrt(spectrum.real.square() + spectrum.imag.square())
+    features = torch.log(magnitude + floor)  # (B, C, F, bins)
+    return features.permute(0, 1, 3, 2).reshape(batch, -1, features.size(2))
+
+
+def synthesis_frames(
+    parts: torch.Tensor,
+    window: torch.Tensor,
+    channels: int,
+    max_log_magnitude: float = MAX_LOG_MAGNITUDE,
+) -> torch.Tensor:
+    """(B, C * 2 * bins, F) rows [log-magnitudes of channel 0, phases of channel 0, ...] ->
+    windowed time frames (B * C, n_fft, F), each with its zero-phase pulse at the frame's
+    centre (at the edge, where the window is zero, an untrained decoder would be silent)."""
+    batch, frames = parts.size(0), parts.size(2)
+    n_fft = window.size(0)
+    bins = n_fft // 2 + 1
+    grouped = parts.reshape(batch * channels, 2, bins, frames)
+    magnitude = torch.exp(grouped[:, 0].clamp(max=max_log_magnitude))
+    phase = grouped[:, 1]
+    spectrum = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
+    time = torch.fft.irfft(spectrum, n=n_fft, dim=1)  # (B * C, n_fft, F)
+    return torch.roll(time, n_fft // 2, dims=1) * window.unsqueeze(1)
+
+
+def overlap_add(frames: torch.Tensor, hop: int) -> torch.Tensor:
+    """(N, n_fft, F) windowed frames -> (N, 1, (F - 1) * hop + n_fft), frame j at j * hop."""
+    n_fft, count = frames.size(1), frames.size(2)
+    length = (count - 1) * hop + n_fft
+    summed = F.fold(frames, (1, length), (1, n_fft), stride=(1, hop))
+    return summed.reshape(frames.size(0), 1, length)
+
+
+def window_gain(window: torch.Tensor, hop: int) -> torch.Tensor:
+    """1 / (sum of the squared window over the frames that overlap each sample), one value per
+    position within a hop: dividing by it makes synthesis(analysis(x)) = x in the steady
+    state. Shape (hop,)."""
+    squared = window.square().reshape(-1, hop).sum(dim=0)
+    return squared.reciprocal()
+
+
+class StftAnalysis(nn.Module, InputCache):
+    """Audio (B, C, T), T a multiple of hop -> log-magnitudes (B, C * bins, T / hop)."""
+
+    def __init__(self, n_fft: int, hop: int) -> None:
+        super().__init__()
+        check_stft_sizes(n_fft, hop)
+        self.n_fft = n_fft
+        self.hop = hop
+        self.register_buffer("window", torch.hann_window(n_fft), persistent=False)
+        self._setup_input_cache(n_fft, hop, causal=True, name=type(self).__name__)
+
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        buffer = self._window_input(x)
+        if buffer is None:
+            return x.new_zeros(x.size(0), x.size(1) * self.bins, 0)
+        return log_magnitude_frames(buffer, self.window, self.n_fft, self.hop)
+
+
+class IstftSynthesis(nn.Module, OutputOverlap):
+    """(B, C * 2 * bins, F) log-magnitude and phase rows -> audio (B, C, F * hop)."""
+
+    def __init__(self, n_fft: int, hop: int, channels: int) -> None:
+        super().__init__()
+        check_stft_sizes(n_fft, hop)
+        self.n_fft = n_fft
+        self.hop = hop
+        self.channels = channels
+        window = torch.hann_window(n_fft)
+        self.register_buffer("window", window, persistent=False)
+        self.register_buffer("gain", window_gain(window, hop), persistent=False)
+        self._setup_output_overlap(n_fft, hop, causal=True, name=type(self).__name__)
+
+    @property
+    def delay_samples(self) -> int:
+        """How far synthesis(analysis(x)) lags x."""
+        return self.n_fft - self.hop
+
+    def forward(self, parts: torch.Tensor) -> torch.Tensor:
+        batch, count = parts.size(0), parts.size(2)
+        if count == 0:
+            return parts.new_zeros(batch, self.channels, 0)
+        full = overlap_add(synthesis_frames(parts, self.window, self.channels), self.hop)
+        out = self._overlap_output(full, count)  # (B * C, 1, count * hop)
+        out = (out.reshape(-1, count, self.hop) * self.gain).reshape(batch, self.channels, -1)
+        return out
+
+
+class ConvNeXtBlock(nn.Module):
+    """x + scale * MLP(LayerNorm(causal depthwise conv(x))) on (B, width, frames)."""
+
+    def __init__(self, width: int, kernel: int = 7, expansion: int = 3) -> None:
+        super().__init__()
+        self.depthwise = CachedConv1d(width, width, kernel, groups=width, causal=True)
+        self.norm = nn.LayerNorm(width)
+        self.expand = nn.Linear(width, width * expansion)
+        self.project = nn.Linear(width * expansion, width)
+        self.scale = nn.Parameter(torch.full((width,), LAYER_SCALE))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        hidden = self.norm(self.depthwise(x).transpose(1, 2))
+        hidden = self.project(F.gelu(self.expand(hidden)))
+        return x + (self.scale * hidden).transpose(1, 2)
