@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
+import torch
 
 from helius.errors import AudioError, ConfigError, MissingToolError
 from helius.generate.stream import LatentTransform, StreamProcessor
@@ -87,6 +88,11 @@ class RingBuffer:
             if self.drop_late:
                 self._late += len(out) - count
         return count
+
+    def forgive(self, samples: int) -> None:
+        """Reader side: `samples` owed to silence will never arrive (their input was dropped),
+        so stop waiting to skip them; else every new sample would be skipped in their place."""
+        self._late = max(0, self._late - samples)
 
 
 @dataclass
@@ -217,11 +223,17 @@ class LiveSession:
         if status:
             self._counts.input_overflows += bool(getattr(status, "input_overflow", False))
             self._counts.output_underflows += bool(getattr(status, "output_underflow", False))
-        self._input.write(indata)
+        dropped = len(indata) - self._input.write(indata)
+        if dropped:  # the model never sees this input, so its output never comes
+            self._output.forgive(dropped)
         self._output.read_into(outdata)
         self._counts.callbacks += 1
 
     def _work(self) -> None:
+        # OpenMP keeps its thread count per OS thread: this new thread would start from its
+        # default (OMP_NUM_THREADS, else one per core) whatever torch.set_num_threads
+        # (--threads) said, and a busy machine then makes each block 5-100x slower.
+        torch.set_num_threads(torch.get_num_threads())
         block = np.zeros((self.block_size, self.channels), np.float32)
         poll_seconds = min(0.005, self.block_size / self.sample_rate / 4)
         try:
