@@ -114,14 +114,50 @@ def test_train_output_names_what_happened(prepared, capsys):
     assert "validation: " in out and "mrstft" in out
 
 
-def test_resume_continues_from_last(prepared, capsys):
-    args = tiny_args(prepared, "run_resume", "train.epochs=1")
-    assert main(["train", *args]) == 0
-    first = load_checkpoint(prepared / "run_resume" / "checkpoints" / "last.pt")
-    code, _, _ = run(capsys, "train", *args, "--set", "train.epochs=2", "--resume")
-    assert code == 0
-    second = load_checkpoint(prepared / "run_resume" / "checkpoints" / "last.pt")
-    assert second["epoch"] == 2 and second["step"] == 2 * first["step"]
+def logged_scalars(run_dir: Path, prefix: str) -> dict[tuple[str, int], float]:
+    """Every scalar under `prefix` in a run's TensorBoard files (a resumed run writes two)."""
+    values = {}
+    for events in sorted((run_dir / "runs").glob("events.out.tfevents.*")):
+        accumulator = EventAccumulator(str(events))
+        accumulator.Reload()
+        for tag in accumulator.Tags()["scalars"]:
+            if tag.startswith(prefix):
+                for event in accumulator.Scalars(tag):
+                    assert (tag, event.step) not in values, f"{tag} logged twice at {event.step}"
+                    values[tag, event.step] = event.value
+    return values
+
+
+def test_resume_through_the_cli_matches_an_uninterrupted_run(prepared):
+    """The tiny wave VAE trained 8 steps in one go, and 4 steps then `--resume` to 8 (mid-epoch,
+    after a validation and logged audio): the same losses at every step, the same weights."""
+    steps = 8  # three batches an epoch: step 4 is mid-epoch
+
+    def train(run_name: str, max_steps: int, *extra: str) -> None:
+        limits = ("train.epochs=null", f"train.max_steps={max_steps}")
+        assert main(["train", *tiny_args(prepared, run_name, *limits), *extra]) == 0
+
+    train("run_whole", steps)
+    train("run_halves", steps // 2)
+    halfway = load_checkpoint(prepared / "run_halves" / "checkpoints" / "last.pt")
+    assert halfway["step"] == steps // 2 and halfway["batches_in_epoch"] > 0  # mid-epoch
+    train("run_halves", steps, "--resume")
+
+    whole, halves = (prepared / name for name in ("run_whole", "run_halves"))
+    losses = logged_scalars(whole, "train/")
+    assert {step for _, step in losses} == set(range(1, steps + 1))
+    assert {"train/loss", "train/kl", "train/beta"} <= {tag for tag, _ in losses}
+    assert logged_scalars(halves, "train/") == losses  # bit-identical on the CPU
+    # Validations agree; the interrupted run also validated where its first part stopped.
+    validations, resumed = logged_scalars(whole, "val/"), logged_scalars(halves, "val/")
+    assert {step for _, step in validations} == {3, 6, steps}
+    assert {key: resumed[key] for key in validations} == validations
+    assert {step for _, step in resumed.keys() - validations.keys()} == {steps // 2}
+    final = [load_checkpoint(run / "checkpoints" / "last.pt") for run in (whole, halves)]
+    assert final[0]["step"] == final[1]["step"] == steps
+    assert final[0]["model"].keys() == final[1]["model"].keys()
+    for name, value in final[0]["model"].items():
+        assert torch.equal(value, final[1]["model"][name]), name
 
 
 def test_train_says_at_start_what_will_stop_it(prepared, capsys):

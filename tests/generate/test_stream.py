@@ -1,7 +1,8 @@
-"""Streaming transformation: identity equals offline reconstruction, transformations, files."""
+"""Streaming transformation: each equals its offline counterpart worked out by hand; files."""
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -24,20 +25,38 @@ def vae(trained_pair):
 
 
 @pytest.fixture(scope="module")
+def prior(trained_pair):
+    return load_prior(trained_pair / "checkpoints" / "prior_final.pt")[0]
+
+
+@pytest.fixture(scope="module")
 def signal(trained_pair) -> np.ndarray:
     audio, _ = sf.read(str(sorted((trained_pair / "audio").glob("*.wav"))[0]), dtype="float32")
     return audio[None, :20000]
 
 
-def offline_aligned(vae, audio: np.ndarray) -> np.ndarray:
-    """Offline reconstruction of the input followed by silence, shifted by the model's delay."""
+def offline_aligned(vae, audio: np.ndarray, edit_latents=lambda mu: mu) -> np.ndarray:
+    """Offline reconstruction of the input followed by silence, shifted by the model's delay;
+    `edit_latents` maps the encoder's means (1, D, frames) to the latents that are decoded."""
     delay, hop = vae.output_delay_samples, vae.hop_samples
     total = -(-(audio.shape[1] + delay) // hop) * hop
     padded = np.pad(audio, ((0, 0), (0, total - audio.shape[1])))
     with torch.no_grad():
         mu, _ = vae.encode(torch.from_numpy(padded)[None])
-        rebuilt = vae.decode(mu)[0].numpy()
+        rebuilt = vae.decode(edit_latents(mu))[0].numpy()
     return rebuilt[:, delay : delay + audio.shape[1]]
+
+
+def prior_guesses(prior, latents: torch.Tensor) -> torch.Tensor:
+    """The prior's temperature-0 guess of every frame of latents (1, D, T) from the frames
+    before it, computed over the whole sequence at once; frame 0 (nothing heard yet) is kept."""
+    with torch.no_grad():
+        frames = prior.standardise(latents)
+        logits, _ = prior(frames)
+        # Temperature 0 takes the most likely bin's centre: the quantile (bin + 0.5) / bins.
+        centres = (logits[:, :-1].argmax(-1).double() + 0.5) / prior.bins
+        guessed = (math.sqrt(2.0) * torch.erfinv(2 * centres - 1)).float()
+        return prior.restore(torch.cat([frames[:, :1], guessed], dim=1))
 
 
 def run(vae, audio, block_size, transform=None, prior=None) -> np.ndarray:
@@ -62,23 +81,45 @@ def test_latency_is_one_frame_plus_the_model_delay(vae):
     vae.streaming(False)
 
 
-def test_bias_scale_and_noise_change_the_output_and_repeat_under_a_seed(vae, signal):
-    identity = run(vae, signal, 512)
-    biased = run(vae, signal, 512, LatentTransform(bias=[1.0, 0.0, -1.0, 0.5]))
-    assert not np.allclose(biased, identity, atol=1e-3)
+SCALE = [2.0, 0.5, -1.0, 1.5]  # one per latent dimension of the tiny model
+BIAS = [0.5, -0.25, 0.0, 1.0]
+
+
+def test_scale_and_bias_map_each_latent_frame_affinely(vae, signal):
+    """Streamed with z -> z * scale + bias equals the offline decode of the encoder's latents
+    put through that map by hand."""
+    out = run(vae, signal, 512, LatentTransform(scale=SCALE, bias=BIAS))
+    scale, bias = (torch.tensor(values)[None, :, None] for values in (SCALE, BIAS))
+    expected = offline_aligned(vae, signal, lambda mu: mu * scale + bias)
+    identity = offline_aligned(vae, signal)
+    assert np.abs(expected - identity).max() > 0.01  # the map changes the sound audibly
+    assert np.abs(out - expected).max() < 1e-4
+
+
+def test_noise_changes_the_output_and_repeats_under_a_seed(vae, signal):
+    identity = offline_aligned(vae, signal)
     noisy = [run(vae, signal, 512, LatentTransform(noise=0.5, seed=s)) for s in (1, 1, 2)]
+    assert not np.allclose(noisy[0], identity, atol=1e-3)
     assert np.array_equal(noisy[0], noisy[1]) and not np.allclose(noisy[0], noisy[2])
-    assert np.allclose(run(vae, signal, 512, LatentTransform(scale=1.0, bias=0.0)), identity)
 
 
-def test_prior_mix_blends_between_the_input_and_the_prior(vae, signal, trained_pair):
-    prior, _ = load_prior(trained_pair / "checkpoints" / "prior_final.pt")
-    identity = run(vae, signal, 512)
-    assert np.allclose(run(vae, signal, 512, LatentTransform(prior_mix=0.0), prior), identity)
-    half = run(vae, signal, 512, LatentTransform(prior_mix=0.5, seed=0), prior)
-    full = run(vae, signal, 512, LatentTransform(prior_mix=1.0, seed=0), prior)
-    distance = lambda a: np.abs(a - identity).mean()  # noqa: E731
-    assert 0 < distance(half) < distance(full)
+@pytest.mark.parametrize("mix", [0.5, 1.0])
+def test_prior_mix_blends_the_input_latent_with_the_priors_guess(vae, signal, prior, mix):
+    """z <- (1 - A) z + A z_prior, z_prior the prior's guess from the input's past frames."""
+    transform = LatentTransform(prior_mix=mix, temperature=0.0)
+    out = run(vae, signal, 512, transform, prior)
+    expected = offline_aligned(
+        vae, signal, lambda mu: (1 - mix) * mu + mix * prior_guesses(prior, mu)
+    )
+    assert np.abs(expected - offline_aligned(vae, signal)).max() > 0.01
+    assert np.abs(out - expected).max() < 1e-4
+
+
+def test_prior_mix_at_a_temperature_repeats_under_a_seed(vae, signal, prior):
+    mixed = [
+        run(vae, signal, 512, LatentTransform(prior_mix=0.5, seed=s), prior) for s in (3, 3, 4)
+    ]
+    assert np.array_equal(mixed[0], mixed[1]) and not np.allclose(mixed[0], mixed[2])
 
 
 def test_bad_transforms_and_models_are_refused(vae, trained_pair):

@@ -1,7 +1,9 @@
-"""The shared training loop, on a toy task: resume, checkpoints, recovery, signals, stopping."""
+"""The shared training loop, on a toy task: resume, checkpoints, schedules, accumulation,
+recovery, signals, stopping."""
 
 from __future__ import annotations
 
+import math
 import os
 import signal
 
@@ -13,7 +15,10 @@ from torch.utils.data import Dataset
 from helius.config import load_config
 from helius.errors import TrainingError
 from helius.models.checkpoint import load_checkpoint
+from helius.train import trainer
 from helius.train.trainer import fit
+
+BASE_LR = 0.01  # toy_config's train.learning_rate
 
 
 class ToyData(Dataset):
@@ -28,12 +33,13 @@ class ToyData(Dataset):
 
 
 class ToyModel(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, noise: float = 0.01) -> None:
         super().__init__()
+        self.noise = noise
         self.net = nn.Sequential(nn.Linear(32, 8), nn.Tanh(), nn.Linear(8, 32))
 
     def forward(self, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
-        noisy = x + 0.01 * torch.randn_like(x)  # uses the RNG, as a VAE's sampling does
+        noisy = x + self.noise * torch.randn_like(x)  # uses the RNG, as a VAE's sampling does
         return self.net(noisy)
 
 
@@ -47,14 +53,18 @@ class ToyTask:
         nan_steps: frozenset[int] = frozenset(),
         interrupt_at: int | None = None,
         nan_attempts: int | None = None,
+        scores: list[float] | None = None,
+        model_noise: float = 0.01,
     ):
         self.nan_steps, self.interrupt_at = nan_steps, interrupt_at
+        self.scores = scores  # validation scores in turn; None: the validation error
+        self.model_noise = model_noise
         self.nan_attempts = nan_attempts  # None: those steps are NaN forever
         self.nan_count = 0
         self.loss_calls = 0
 
     def build_model(self) -> nn.Module:
-        return ToyModel()
+        return ToyModel(self.model_noise)
 
     def datasets(self):
         return ToyData(40, 0), ToyData(8, 1)
@@ -74,7 +84,8 @@ class ToyTask:
     @torch.no_grad()
     def validate(self, model, batches):
         errors = [float(((model(b) - b) ** 2).mean()) for b in batches]
-        return {"score": sum(errors) / len(errors), "latent_health": {"active_dims": 1.0}}
+        score = self.scores.pop(0) if self.scores else sum(errors) / len(errors)
+        return {"score": score, "latent_health": {"active_dims": 1.0}}
 
     def log_media(self, logger, model, batch, step):
         logger.audio("audio/original", batch[0, 0], self.sample_rate, step)
@@ -87,7 +98,7 @@ def toy_config(tmp_path, *overrides: str):
             f"train.checkpoint_dir={tmp_path / 'ckpt'}",
             f"train.log_dir={tmp_path / 'runs'}",
             "train.batch_size=4",
-            "train.learning_rate=0.01",
+            f"train.learning_rate={BASE_LR}",
             "train.warmup_steps=0",  # the toy runs a few dozen steps: no warm-up
             "train.val_every_steps=5",
             "train.device=cpu",
@@ -133,21 +144,121 @@ def test_resume_continues_exactly(tmp_path):
         assert torch.equal(a, b)
 
 
-def test_gradient_accumulation_and_schedules_run(tmp_path):
-    for schedule in ("constant", "cosine", "plateau"):
-        config = toy_config(
-            tmp_path / schedule,
-            "train.max_steps=12",
-            "train.grad_accum_steps=2",
-            f"train.lr_schedule={schedule}",
-            "train.warmup_steps=3",
-            "train.ema_decay=0.9",
-            "train.plateau_patience=1",
+def record_learning_rates(monkeypatch) -> list[float]:
+    """The learning rate each optimiser step of the next fit uses, read as the step runs."""
+    rates: list[float] = []
+    build_optimizer = trainer.build_optimizer
+
+    def build(model, config):
+        optimizer = build_optimizer(model, config)
+        optimizer.register_step_pre_hook(
+            lambda opt, args, kwargs: rates.append(opt.param_groups[0]["lr"])
         )
-        result = fit(config, ToyTask())
-        assert result.step == 12
-    payload = load_checkpoint(tmp_path / "cosine" / "ckpt" / "last.pt")
+        return optimizer
+
+    monkeypatch.setattr(trainer, "build_optimizer", build)
+    return rates
+
+
+def warmup_then(schedule: str, step: int, warmup: int, total: int) -> float:
+    """The documented rate of optimiser step `step` (0-based): a linear warm-up to the full
+    rate over `warmup` steps, then constant, or a half cosine from the full rate at the end of
+    the warm-up to zero at step `total`."""
+    if step < warmup:
+        return BASE_LR * (step + 1) / warmup
+    if schedule == "constant":
+        return BASE_LR
+    return BASE_LR * 0.5 * (1 + math.cos(math.pi * (step - warmup) / (total - warmup)))
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_schedules_set_the_documented_rate_at_every_step(tmp_path, monkeypatch, schedule):
+    rates = record_learning_rates(monkeypatch)
+    config = toy_config(
+        tmp_path,
+        "train.max_steps=12",
+        "train.grad_accum_steps=2",  # stepped per optimiser step, not per micro-batch
+        f"train.lr_schedule={schedule}",
+        "train.warmup_steps=3",
+        "train.ema_decay=0.9",
+    )
+    assert fit(config, ToyTask()).step == 12
+    assert rates == pytest.approx([warmup_then(schedule, k, 3, 12) for k in range(12)])
+    payload = load_checkpoint(tmp_path / "ckpt" / "last.pt")
     assert payload["ema"] is not None and payload["batches_in_epoch"] == 4  # 24 micro-batches
+
+
+def plateau_rates(scores: list[float], every: int, steps: int, patience: int, factor: float):
+    """Rate per step: the full rate, multiplied by `factor` once more than `patience`
+    validations in a row (one every `every` steps) have not improved on the best score."""
+    rates, rate, best, bad = [], BASE_LR, math.inf, 0
+    for step in range(1, steps + 1):
+        rates.append(rate)
+        if step % every == 0:
+            score = scores[step // every - 1]
+            best, bad = (score, 0) if score < best else (best, bad + 1)
+            if bad > patience:
+                rate, bad = rate * factor, 0
+    return rates
+
+
+def test_plateau_lowers_the_rate_after_validations_without_improvement(tmp_path, monkeypatch):
+    """Warm-up does not apply to plateau: it starts at the full rate."""
+    rates = record_learning_rates(monkeypatch)
+    scores = [5.0, 4.0, 4.5, 4.6, 3.0, 3.5, 3.6, 3.7, 3.8, 2.0]  # two plateaus, then better
+    config = toy_config(
+        tmp_path,
+        "train.max_steps=20",
+        "train.val_every_steps=2",
+        "train.lr_schedule=plateau",
+        "train.plateau_patience=1",
+        "train.plateau_factor=0.5",
+        "train.warmup_steps=3",
+    )
+    fit(config, ToyTask(scores=list(scores)))
+    expected = plateau_rates(scores, every=2, steps=20, patience=1, factor=0.5)
+    assert expected[-1] == BASE_LR / 8  # the expectation itself has three reductions
+    assert rates == pytest.approx(expected)
+
+
+class SGD(torch.optim.SGD):
+    """Plain SGD: unlike Adam, its update is proportional to the gradient's size, so it also
+    shows whether the accumulated gradient is scaled as one large batch's."""
+
+    def __init__(self, model: nn.Module, config) -> None:
+        super().__init__(model.parameters(), lr=config.learning_rate)
+
+
+@pytest.mark.parametrize("optimizer", ["adamw", "sgd"])
+def test_accumulating_k_micro_batches_equals_one_batch_k_times_larger(
+    tmp_path, monkeypatch, optimizer
+):
+    if optimizer == "sgd":
+        monkeypatch.setattr(trainer, "build_optimizer", SGD)
+
+    def one_step(name: str, batch_size: int, accumulate: int) -> dict[str, torch.Tensor]:
+        config = toy_config(
+            tmp_path / name,
+            "train.max_steps=1",
+            f"train.batch_size={batch_size}",
+            f"train.grad_accum_steps={accumulate}",
+            "train.grad_clip=null",  # clipping would hide a wrongly scaled gradient
+        )
+        # No noise in the model: the same items give the same gradient in any batching.
+        return fit(config, ToyTask(model_noise=0.0)).model.state_dict()
+
+    torch.manual_seed(0)  # fit seeds train.seed = 0 before building the model
+    start = ToyModel().state_dict()
+    accumulated, large = one_step("accumulated", 4, 3), one_step("large", 12, 1)
+    first_micro_batch = one_step("small", 4, 1)
+    for name, value in large.items():
+        assert not torch.equal(value, start[name])  # the step moved every weight
+        torch.testing.assert_close(accumulated[name], value, rtol=1e-5, atol=1e-7)
+    # The comparison can tell one micro-batch's update from the whole window's.
+    assert any(
+        not torch.allclose(first_micro_batch[name], value, rtol=1e-5, atol=1e-7)
+        for name, value in large.items()
+    )
 
 
 def test_nonfinite_steps_are_skipped_then_recovered_with_half_the_lr(tmp_path):
