@@ -44,20 +44,23 @@ from helius.train.vae_task import VAETask
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
 
+PQMF = "model.wave.transform=pqmf"
 # name -> (what it tests, overrides on top of the config). "pytorch_init" also skips
 # `wave_vae.initialise` (see `_variant_patch`).
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "default": ("configs/config.yaml as shipped", []),
-    "noise_off": ("no filtered-noise branch", ["model.wave.noise_branch=false"]),
-    "am_off": ("no amplitude modulation", ["model.wave.amplitude_modulation=false"]),
+    "stft_latent_64": ("spectral design, 64 latent channels", ["model.latent_dim=64"]),
+    "pqmf": ("the PQMF design (the default before #12's fix)", [PQMF]),
+    "noise_off": ("PQMF, no filtered-noise branch", [PQMF, "model.wave.noise_branch=false"]),
+    "am_off": ("PQMF, no amplitude modulation", [PQMF, "model.wave.amplitude_modulation=false"]),
     "noise_am_off": (
-        "neither (the issue's quick check)",
-        ["model.wave.noise_branch=false", "model.wave.amplitude_modulation=false"],
+        "PQMF, neither (the issue's quick check)",
+        [PQMF, "model.wave.noise_branch=false", "model.wave.amplitude_modulation=false"],
     ),
     "log_eps_1e-7": ("log floor 1e-7 (before #12)", ["train.loss.log_epsilon=1e-7"]),
     "log_eps_1e-4": ("log floor 1e-4", ["train.loss.log_epsilon=1e-4"]),
     "log_eps_1e-1": ("log floor 1e-1", ["train.loss.log_epsilon=0.1"]),
-    "pytorch_init": ("PyTorch's default init (before #12)", []),
+    "pytorch_init": ("PQMF, PyTorch's default init (before #12)", [PQMF]),
     "lr_1e-4": ("learning rate 1e-4 (RAVE's GPU rate)", ["train.learning_rate=1e-4"]),
     "no_warmup": ("no LR warm-up", ["train.warmup_steps=0"]),
     "free_bits_0": ("no free bits", ["train.kl.free_bits=0"]),
@@ -66,11 +69,12 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         ["train.kl.beta=1.0", "train.kl.warmup_steps=500"],
     ),
     "latent_64": ("64 latent channels", ["model.latent_dim=64"]),
-    "capacity_64": ("capacity 64 (~4x compute)", ["model.wave.capacity=64"]),
-    "hop_512": ("one latent frame per 512 samples", ["model.wave.ratios=[4,2,2,2]"]),
+    "capacity_64": ("PQMF, capacity 64 (~4x compute)", [PQMF, "model.wave.capacity=64"]),
+    "hop_512": ("PQMF, one latent frame per 512 samples", [PQMF, "model.wave.ratios=[4,2,2,2]"]),
     "rave_v2_small_shape": (
         "RAVE v2_small's shape: hop 512, capacity 48, 128 latents, beta 0.01",
         [
+            PQMF,
             "model.wave.ratios=[4,2,2,2]",
             "model.wave.capacity=48",
             "model.latent_dim=128",

@@ -47,10 +47,17 @@ TINY_OVERRIDES = {
         "data.sample_rate=16000",
         "data.segment_seconds=0.5",
         "model.latent_dim=4",
+        # tiny sizes for both designs (ablation variants switch to the pqmf one)
         "model.wave.bands=4",
         "model.wave.ratios=[4, 4, 2]",
         "model.wave.capacity=8",
         "model.wave.dilations=[1, 3]",
+        "model.wave.stft.n_fft=256",
+        "model.wave.stft.hop=64",
+        "model.wave.stft.frames_per_latent=2",
+        "model.wave.stft.width=16",
+        "model.wave.stft.encoder_blocks=1",
+        "model.wave.stft.decoder_blocks=1",
         "train.batch_size=2",
     ],
     "clip_vae": [

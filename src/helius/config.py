@@ -7,6 +7,7 @@ and the file they came from.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -51,6 +52,9 @@ class StftModelConfig(Section):
     width: int = Field(256, ge=8, description="channels of the ConvNeXt blocks")
     encoder_blocks: int = Field(3, ge=0, description="ConvNeXt blocks before the latent")
     decoder_blocks: int = Field(6, ge=0, description="ConvNeXt blocks after the latent")
+    phase_advance: bool = Field(
+        True, description="decoder phases relative to each bin's own rotation (steady tones)"
+    )
 
     @model_validator(mode="after")
     def _hop_divides_n_fft(self) -> StftModelConfig:
@@ -66,7 +70,7 @@ class WaveModelConfig(Section):
     prod(ratios); transform stft: compression = stft.hop x stft.frames_per_latent."""
 
     transform: Literal["pqmf", "stft"] = Field(
-        "pqmf",
+        "stft",
         description="pqmf: sub-bands through strided convs; stft: STFT frames through "
         "ConvNeXt blocks and an inverse-STFT head (model.wave.stft)",
     )
@@ -82,6 +86,13 @@ class WaveModelConfig(Section):
     causal: bool = Field(True, description="all padding on the left (needed for streaming)")
     headroom: float = Field(0.9, gt=0, le=1, description="output = headroom * tanh(.)")
     logvar_min: float = Field(-10.0, description="floor of the encoder's log-variance")
+
+    @property
+    def hop_samples(self) -> int:
+        """Audio samples per latent frame of the design `transform` picks."""
+        if self.transform == "stft":
+            return self.stft.hop * self.stft.frames_per_latent
+        return self.bands * math.prod(self.ratios)
 
 
 class ClipModelConfig(Section):

@@ -30,6 +30,7 @@ WAVE_PRESET = [  # a light streaming wave VAE at 22.05 kHz: one latent frame per
     "data.sample_rate=22050",
     "data.segment_seconds=2.0",
     "model.latent_dim=8",
+    "model.wave.transform=pqmf",
     "model.wave.bands=8",
     "model.wave.ratios=[4,4,4]",
     "model.wave.capacity=32",

@@ -26,7 +26,8 @@ def _signal(seed: int, channels: int, samples: int) -> np.ndarray:
 
 
 def _tiny_stft(channels: int = 1, **sizes: int):
-    overrides = {"n_fft": N_FFT, "hop": HOP, "frames_per_latent": 4, "width": 16}
+    # 3 frames per latent: chunks of whole latents are not whole turns of the phase advance
+    overrides = {"n_fft": N_FFT, "hop": HOP, "frames_per_latent": 3, "width": 16}
     overrides.update(sizes)
     config = load_config(
         REPO_CONFIG,
@@ -66,18 +67,36 @@ def test_synthesis_of_a_true_spectrum_gives_the_input_back_delayed():
         spectrum = np.fft.rfft(segment) * (-1.0) ** np.arange(N_FFT // 2 + 1)
         rows.append(np.concatenate([np.log(np.abs(spectrum) + 1e-30), np.angle(spectrum)]))
     parts = torch.tensor(np.stack(rows, axis=1)[None], dtype=torch.float32)
-    synthesis = IstftSynthesis(N_FFT, HOP, channels=1)
+    synthesis = IstftSynthesis(N_FFT, HOP, channels=1, phase_advance=False)  # absolute phases
     out = synthesis(parts)[0, 0].numpy()
     delay = synthesis.delay_samples
     assert delay == N_FFT - HOP
     np.testing.assert_allclose(out[N_FFT:], x[N_FFT - delay : len(x) - delay], atol=1e-5)
 
 
+@pytest.mark.parametrize("phase_advance", [True, False])
+def test_a_held_phase_is_a_steady_tone_with_the_phase_advance(phase_advance):
+    """One bin at a constant magnitude and a constant phase row: with the advance, a sinusoid
+    at that bin's centre frequency (a least-squares fit explains all of it); without, the
+    frames do not line up and much of the energy is not that sinusoid."""
+    k, frames = 5, 40
+    rows = np.full((2 * (N_FFT // 2 + 1), frames), -30.0, np.float32)
+    rows[k] = 0.0
+    rows[N_FFT // 2 + 1 :] = 0.3  # every phase held still
+    synthesis = IstftSynthesis(N_FFT, HOP, channels=1, phase_advance=phase_advance)
+    out = synthesis(torch.from_numpy(rows)[None])[0, 0].numpy()[N_FFT:]
+    n = np.arange(N_FFT, N_FFT + len(out))
+    basis = np.stack([np.cos(2 * np.pi * k * n / N_FFT), np.sin(2 * np.pi * k * n / N_FFT)], 1)
+    fitted = basis @ np.linalg.lstsq(basis, out, rcond=None)[0]
+    explained = 1 - np.sum((out - fitted) ** 2) / np.sum(out**2)
+    assert (explained > 0.999) if phase_advance else (explained < 0.5)
+
+
 @pytest.mark.parametrize("channels", [1, 2])
 def test_streaming_chunks_equal_one_offline_call(channels):
     model = _tiny_stft(channels)
     hop = model.hop_samples
-    assert hop == HOP * 4
+    assert hop == HOP * 3
     x = torch.from_numpy(_signal(2, channels, hop * 9))
     with torch.no_grad():
         mu, _ = model.encode(x)
@@ -102,10 +121,9 @@ def test_scripted_engine_streams_what_the_python_model_computes():
 
 
 def test_the_untrained_default_model_is_audible():
-    """Every bin starts near magnitude 1 with its pulse at the frame's centre: about -33 dBFS
-    at the default sizes. (With the pulse at the frame's edge, where the Hann window is zero,
-    the first version of this decoder started at -113 dBFS and took hundreds of steps to find
-    its level.)"""
+    """Before any calibration every bin starts near magnitude 1 with Schroeder's phases and
+    the frame's zero-phase point at its centre. (With the pulse at the frame's edge, where the
+    Hann window is zero, the first version of this decoder started at -113 dBFS.)"""
     config = load_config(REPO_CONFIG, ["model.wave.transform=stft"])
     torch.manual_seed(0)
     model = build_model(config.model, 48000, 1).eval()
@@ -158,3 +176,54 @@ def test_trains_and_reloads_from_its_checkpoint(tmp_path):
     with torch.no_grad():
         expected = fitted.model.eval().decode(fitted.model.encode(x)[0])
         torch.testing.assert_close(model.decode(model.encode(x)[0]), expected)
+
+
+@pytest.mark.parametrize("amplitude", [0.3, 0.01])
+def test_calibration_starts_the_decoder_at_the_datas_level(amplitude):
+    """Loud (-12 dBFS) or quiet (-42 dBFS) training audio: after `calibrate` the untrained
+    model's output has the audio's RMS level within 1.5 dB, unclipped."""
+    config = load_config(REPO_CONFIG, [])
+    torch.manual_seed(0)
+    model = build_model(config.model, 48000, 1).eval()
+    audio = torch.from_numpy(_signal(7, 1, 8 * model.hop_samples)).repeat(4, 1, 1)
+    audio = audio * (amplitude / 0.1) * torch.linspace(0.2, 1.0, 4).view(4, 1, 1)
+    model.calibrate(audio)
+    with torch.no_grad():
+        out = model.decode(model.encode(audio)[0])
+
+    def level(x: torch.Tensor) -> float:
+        return 20 * torch.log10(x.pow(2).mean().sqrt()).item()
+
+    assert abs(level(out) - level(audio)) < 1.5
+    assert out.abs().max().item() < 0.9 * 0.95  # well inside the tanh's headroom
+
+
+def test_export_writes_a_file_that_streams_like_the_model(tmp_path):
+    """`helius export` of a spectral checkpoint: the TorchScript file alone (torch.jit.load)
+    streams what the Python model computes offline."""
+    from helius.generate.export import export_model
+    from helius.models.checkpoint import save_checkpoint
+
+    model = _tiny_stft(1, frames_per_latent=4)  # a power-of-two hop (64), as nn~ needs
+    config = load_config(
+        REPO_CONFIG,
+        [
+            "data.sample_rate=16000",
+            "model.latent_dim=4",
+            *(f"model.wave.stft.{k}={v}" for k, v in {"n_fft": N_FFT, "hop": HOP}.items()),
+            "model.wave.stft.frames_per_latent=4",
+            "model.wave.stft.width=16",
+            "model.wave.stft.encoder_blocks=1",
+            "model.wave.stft.decoder_blocks=2",
+        ],
+    )
+    payload = {"kind": "vae", "config": config.model_dump(mode="json")}
+    checkpoint = save_checkpoint(tmp_path / "vae.pt", {**payload, "model": model.state_dict()})
+    result = export_model(checkpoint, tmp_path / "model.ts")
+    scripted = torch.jit.load(str(result.output))
+    x = torch.from_numpy(_signal(8, 1, 64 * 5))
+    with torch.no_grad():
+        offline = model.decode(model.encode(x)[0])
+        streamed = torch.cat([scripted.forward(chunk) for chunk in x.split(128, -1)], -1)
+    torch.testing.assert_close(streamed, offline, atol=1e-5, rtol=0)
+    assert result.hop_samples == 64 and result.latency_samples == 64 + N_FFT - HOP

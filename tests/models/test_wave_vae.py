@@ -29,6 +29,7 @@ def _one_thread():
 def tiny_config(**wave: Any) -> ModelConfig:
     """bands 4 x ratios [2, 2]: 16 samples per latent frame, a few thousand parameters."""
     settings: dict[str, Any] = {
+        "transform": "pqmf",
         "bands": 4,
         "ratios": [2, 2],
         "capacity": 8,

@@ -121,7 +121,7 @@ class ExplorerSession:
         model = self.config.model
         if model.kind == "clip_vae":
             return round(model.clip.clip_seconds * self.sample_rate)
-        return model.wave.bands * math.prod(model.wave.ratios)
+        return model.wave.hop_samples
 
     @property
     def default_frames(self) -> int:

@@ -305,10 +305,10 @@ def export_model(
     if hop & (hop - 1):
         power = 1 << hop.bit_length()
         raise ConfigError(
-            f"{vae_checkpoint} has a hop of {hop} samples (model.wave.bands x prod(ratios)), not "
-            "a power of two: nn~ cuts its buffers (2048, 4096 ...) into whole hops and breaks "
-            f"on this one (decode crashes Max). Train with a power-of-two hop, e.g. ratios "
-            f"whose product times bands is {power // 2} or {power}"
+            f"{vae_checkpoint} has a hop of {hop} samples (model.wave.bands x prod(ratios), or "
+            "stft.hop x stft.frames_per_latent), not a power of two: nn~ cuts its buffers "
+            "(2048, 4096 ...) into whole hops and breaks on this one (decode crashes Max). Train "
+            f"with a power-of-two hop, e.g. {power // 2} or {power}"
         )
     module: ExportedVAE
     if prior_checkpoint is None:

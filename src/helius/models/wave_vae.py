@@ -16,7 +16,6 @@ only by the noise realisation.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import NamedTuple
 
@@ -147,18 +146,17 @@ class WaveVAE(nn.Module):
             self.causal = True  # STFT frames and ConvNeXt blocks are causal by construction
             self.pqmf = None
             self.analysis = StftAnalysis(stft.n_fft, stft.hop)
-            self.synthesis = IstftSynthesis(stft.n_fft, stft.hop, channels)
+            self.synthesis = IstftSynthesis(stft.n_fft, stft.hop, channels, stft.phase_advance)
             self.encoder = StftEncoder(stft, channels * bins, config.latent_dim, wave.logvar_min)
             self.decoder = StftDecoder(stft, channels * 2 * bins, config.latent_dim)
-            self._hop_samples = stft.hop * stft.frames_per_latent
             initialise_stft(self.encoder, self.decoder)
         else:
             self.pqmf = PQMF(wave.bands, causal=wave.causal)
             rows = channels * wave.bands
             self.encoder = WaveEncoder(wave, rows, config.latent_dim)
             self.decoder = WaveDecoder(wave, rows, config.latent_dim)
-            self._hop_samples = wave.bands * math.prod(wave.ratios)
             initialise(self)
+        self._hop_samples = wave.hop_samples
         # Adversarial fine-tuning may hold the encoder (and the PQMF analysis) fixed.
         self.encoder_frozen = False
 
@@ -220,6 +218,25 @@ class WaveVAE(nn.Module):
             mu, logvar = self.encode(x)
         z = reparameterize(mu, logvar, sample=self.training and self.config.sample_posterior)
         return VAEOutput(audio=self.decode(z), mu=mu, logvar=logvar, z=z)
+
+    @torch.no_grad()
+    def calibrate(self, audio: torch.Tensor) -> None:
+        """Spectral design: start the decoder at the average log-magnitude spectrum of `audio`
+        (B, C, T), some training segments. The head's bias sets each bin's starting level, and
+        Adam moves a bias by about the learning rate per step: from a flat start, music 20 dB
+        louder or quieter than the init took thousands of steps to reach its level. z still
+        decides everything else (the head's weights are untouched). The PQMF design has
+        nothing to calibrate."""
+        if self.is_streaming:
+            raise ValueError("calibrate with streaming off (streaming(False))")
+        if self.pqmf is None and audio.numel():
+            level = self.decoder.head.bias.view(self.channels, 2, -1)[:, 0]
+            audio = audio.to(level.device)
+            level.copy_(self.analysis(audio).mean(dim=(0, 2)).reshape(self.channels, -1))
+            # One correction for what the mean of logs and overlap-add leave out of the level.
+            output = self.decode(self.encode(audio)[0])
+            ratio = audio.square().mean().sqrt() / output.square().mean().sqrt().clamp_min(1e-6)
+            level.add_(ratio.log().clamp(-CALIBRATION_MAX_LOG_GAIN, CALIBRATION_MAX_LOG_GAIN))
 
     # ---- streaming --------------------------------------------------------------------------
 
@@ -297,6 +314,9 @@ class WaveVAE(nn.Module):
                 "model.wave.causal: true for streaming and live use."
             )
 
+
+# At most e^3 (26 dB) of level correction in `calibrate`: enough for any real recording.
+CALIBRATION_MAX_LOG_GAIN = 3.0
 
 # Initialisation (see `initialise`).
 ENCODER_INPUT_GAIN = 30.0  # music near -25 dBFS RMS has sub-bands near -37 dBFS: ~unit scale

@@ -52,7 +52,10 @@ class StreamIstftSynthesis(nn.Module):
     def __init__(self, synthesis: IstftSynthesis, batch_size: int) -> None:
         super().__init__()
         self.hop = synthesis.hop
+        self.steps = synthesis.n_fft // synthesis.hop
+        self.advance_hop = synthesis.hop if synthesis.phase_advance else 0
         self.channels = synthesis.channels
+        self.next_frame = 0
         self.register_buffer("window", synthesis.window.detach().clone())
         self.register_buffer("gain", synthesis.gain.detach().clone())
         overlap = synthesis.n_fft - synthesis.hop
@@ -63,7 +66,11 @@ class StreamIstftSynthesis(nn.Module):
         rows = batch * self.channels
         if rows != self.cache.size(0):
             self.cache = parts.new_zeros(rows, 1, self.cache.size(2))
-        full = overlap_add(synthesis_frames(parts, self.window, self.channels), self.hop)
+        frames = synthesis_frames(
+            parts, self.window, self.channels, self.advance_hop, self.next_frame
+        )
+        self.next_frame = (self.next_frame + count) % self.steps
+        full = overlap_add(frames, self.hop)
         overlap, length = self.cache.size(2), count * self.hop
         full.narrow(2, 0, overlap).add_(self.cache)
         self.cache = full.narrow(2, length, overlap)
@@ -73,6 +80,7 @@ class StreamIstftSynthesis(nn.Module):
     @torch.jit.export
     def reset(self) -> None:
         self.cache = torch.zeros_like(self.cache)
+        self.next_frame = 0
 
 
 class StreamConvNeXt(nn.Module):

@@ -45,21 +45,39 @@ def log_magnitude_frames(
     return features.permute(0, 1, 3, 2).reshape(batch, -1, features.size(2))
 
 
+def bin_advance(bins: int, first_frame: int, frames: int, steps: int) -> torch.Tensor:
+    """(bins, frames) phase that a sinusoid at each bin's centre frequency gains by frame
+    first_frame + j: 2 pi k (frame) / steps, steps = n_fft / hop (kept exact by integers)."""
+    k = torch.arange(bins).unsqueeze(1)
+    frame = torch.arange(frames).unsqueeze(0) + first_frame
+    return (k * frame).remainder(steps).float() * (2.0 * 3.141592653589793 / steps)
+
+
 def synthesis_frames(
     parts: torch.Tensor,
     window: torch.Tensor,
     channels: int,
+    hop: int = 0,
+    first_frame: int = 0,
     max_log_magnitude: float = MAX_LOG_MAGNITUDE,
 ) -> torch.Tensor:
     """(B, C * 2 * bins, F) rows [log-magnitudes of channel 0, phases of channel 0, ...] ->
     windowed time frames (B * C, n_fft, F), each with its zero-phase pulse at the frame's
-    centre (at the edge, where the window is zero, an untrained decoder would be silent)."""
+    centre (at the edge, where the window is zero, an untrained decoder would be silent).
+
+    With `hop` > 0 the phase rows are relative to each bin's centre-frequency rotation
+    (`bin_advance` from `first_frame`, the frame's index in the stream): a decoder that holds
+    its phase still then makes a steady sinusoid that overlap-adds coherently, instead of
+    having to turn bin k by 2 pi k hop / n_fft every frame itself."""
     batch, frames = parts.size(0), parts.size(2)
     n_fft = window.size(0)
     bins = n_fft // 2 + 1
     grouped = parts.reshape(batch * channels, 2, bins, frames)
     magnitude = torch.exp(grouped[:, 0].clamp(max=max_log_magnitude))
     phase = grouped[:, 1]
+    if hop > 0:  # phases relative to each bin's own rotation: a constant phase is a steady tone
+        advance = bin_advance(bins, first_frame, frames, n_fft // hop)
+        phase = phase + advance.to(phase.device, phase.dtype)
     spectrum = torch.complex(magnitude * torch.cos(phase), magnitude * torch.sin(phase))
     time = torch.fft.irfft(spectrum, n=n_fft, dim=1)  # (B * C, n_fft, F)
     return torch.roll(time, n_fft // 2, dims=1) * window.unsqueeze(1)
@@ -106,12 +124,14 @@ class StftAnalysis(nn.Module, InputCache):
 class IstftSynthesis(nn.Module, OutputOverlap):
     """(B, C * 2 * bins, F) log-magnitude and phase rows -> audio (B, C, F * hop)."""
 
-    def __init__(self, n_fft: int, hop: int, channels: int) -> None:
+    def __init__(self, n_fft: int, hop: int, channels: int, phase_advance: bool = True) -> None:
         super().__init__()
         check_stft_sizes(n_fft, hop)
         self.n_fft = n_fft
         self.hop = hop
         self.channels = channels
+        self.phase_advance = phase_advance
+        self._next_frame = 0  # streaming: the index of the next frame (mod n_fft / hop)
         window = torch.hann_window(n_fft)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("gain", window_gain(window, hop), persistent=False)
@@ -122,12 +142,19 @@ class IstftSynthesis(nn.Module, OutputOverlap):
         """How far synthesis(analysis(x)) lags x."""
         return self.n_fft - self.hop
 
+    def reset_streaming_state(self) -> None:
+        super().reset_streaming_state()
+        self._next_frame = 0
+
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
         batch, count = parts.size(0), parts.size(2)
         if count == 0:
             return parts.new_zeros(batch, self.channels, 0)
-        full = overlap_add(synthesis_frames(parts, self.window, self.channels), self.hop)
-        out = self._overlap_output(full, count)  # (B * C, 1, count * hop)
+        first = self._next_frame if self.streaming_enabled else 0
+        self._next_frame = (first + count) % (self.n_fft // self.hop)
+        hop = self.hop if self.phase_advance else 0
+        frames = synthesis_frames(parts, self.window, self.channels, hop, first)
+        out = self._overlap_output(overlap_add(frames, self.hop), count)  # (B * C, 1, count * hop)
         out = (out.reshape(-1, count, self.hop) * self.gain).reshape(batch, self.channels, -1)
         return out
 

@@ -39,6 +39,8 @@ def aligned(
 # Validations before this step do not warn about a decoder that ignores its latent: every
 # decoder starts out producing an average sound while the encoder finds its feet.
 COLLAPSE_WARNING_AFTER_STEPS = 1000
+# Training segments a model that can calibrate (`WaveVAE.calibrate`) sees before step 0.
+CALIBRATION_SEGMENTS = 32
 
 
 class VAETask:
@@ -73,12 +75,22 @@ class VAETask:
     def build_model(self) -> nn.Module:
         model = build_model(self.config.model, self.sample_rate, self.channels)
         self._hop = int(model.hop_samples)
+        if hasattr(model, "calibrate") and Path(self.config.data.train_index).is_file():
+            model.calibrate(self._calibration_audio())
         if not self.is_clip and self._hop & (self._hop - 1):
             progress.note(
                 f"note: this wave VAE's hop is {self._hop} samples, not a power of two; it "
                 "trains and streams here, but `helius export` refuses it (nn~ breaks on it)"
             )
         return model
+
+    def _calibration_audio(self) -> torch.Tensor:
+        """Up to CALIBRATION_SEGMENTS training segments spread evenly over the index (the same
+        on every rank, so DDP processes start alike). A resumed run loads its weights after."""
+        segments = self.eval_dataset(self.config.data.train_index)
+        count = min(CALIBRATION_SEGMENTS, len(segments))
+        picks = torch.linspace(0, len(segments) - 1, count).round().long().unique()
+        return torch.stack([segments[int(index)] for index in picks])
 
     def item_samples(self, seconds: float) -> int:
         """Clip VAE: the clip length. Wave VAE: `seconds` rounded down to whole latent frames."""
