@@ -55,6 +55,12 @@ class StftModelConfig(Section):
     phase_advance: bool = Field(
         True, description="decoder phases relative to each bin's own rotation (steady tones)"
     )
+    phase: Literal["absolute", "integrated"] = Field(
+        "absolute",
+        description="absolute: the decoder writes each frame's phase; integrated: it writes "
+        "each frame's phase increment (instantaneous frequency), summed over frames, so a "
+        "held note between two bins is a constant output",
+    )
 
     @model_validator(mode="after")
     def _hop_divides_n_fft(self) -> StftModelConfig:

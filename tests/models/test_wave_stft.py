@@ -25,10 +25,10 @@ def _signal(seed: int, channels: int, samples: int) -> np.ndarray:
     return rng.standard_normal((1, channels, samples)).astype(np.float32) * 0.1
 
 
-def _tiny_stft(channels: int = 1, **sizes: int):
+def _tiny_stft(channels: int = 1, phase: str = "absolute", **sizes: int):
     # 3 frames per latent: chunks of whole latents are not whole turns of the phase advance
     overrides = {"n_fft": N_FFT, "hop": HOP, "frames_per_latent": 3, "width": 16}
-    overrides.update(sizes)
+    overrides.update(sizes, phase=phase)
     config = load_config(
         REPO_CONFIG,
         [
@@ -92,9 +92,34 @@ def test_a_held_phase_is_a_steady_tone_with_the_phase_advance(phase_advance):
     assert (explained > 0.999) if phase_advance else (explained < 0.5)
 
 
-@pytest.mark.parametrize("channels", [1, 2])
-def test_streaming_chunks_equal_one_offline_call(channels):
-    model = _tiny_stft(channels)
+def test_a_held_phase_increment_is_a_steady_tone_between_two_bins():
+    """Integrated phases: one bin at a constant magnitude whose phase gains a constant d per
+    frame beyond the bin's own rotation is a sinusoid at k + d n_fft / (2 pi hop) bins, not at
+    the bin's centre: a held note between two bins is a constant decoder output."""
+    k, frames, increment = 5, 60, 0.6
+    bins = N_FFT // 2 + 1
+    rows = np.full((2 * bins, frames), -30.0, np.float32)
+    rows[k] = 0.0
+    rows[bins:] = increment
+    synthesis = IstftSynthesis(N_FFT, HOP, channels=1, integrate_phase=True)
+    out = synthesis(torch.from_numpy(rows)[None])[0, 0].numpy()[N_FFT:]
+    n = np.arange(N_FFT, N_FFT + len(out))
+
+    def explained(cycles_per_frame: float) -> float:
+        angle = 2 * np.pi * cycles_per_frame * n / N_FFT
+        basis = np.stack([np.cos(angle), np.sin(angle)], 1)
+        fitted = basis @ np.linalg.lstsq(basis, out, rcond=None)[0]
+        return 1 - np.sum((out - fitted) ** 2) / np.sum(out**2)
+
+    assert explained(k + increment * N_FFT / (2 * np.pi * HOP)) > 0.999
+    assert explained(k) < 0.5
+
+
+@pytest.mark.parametrize(
+    ("channels", "phase"), [(1, "absolute"), (2, "absolute"), (2, "integrated")]
+)
+def test_streaming_chunks_equal_one_offline_call(channels, phase):
+    model = _tiny_stft(channels, phase)
     hop = model.hop_samples
     assert hop == HOP * 3
     x = torch.from_numpy(_signal(2, channels, hop * 9))
@@ -108,9 +133,10 @@ def test_streaming_chunks_equal_one_offline_call(channels):
     assert offline.shape == x.shape
 
 
-def test_scripted_engine_streams_what_the_python_model_computes():
+@pytest.mark.parametrize("phase", ["absolute", "integrated"])
+def test_scripted_engine_streams_what_the_python_model_computes(phase):
     """The twin `helius stream`, `live` and `export` run, one hop per call."""
-    model = _tiny_stft(2)
+    model = _tiny_stft(2, phase)
     engine = streaming_engine(model)
     x = torch.from_numpy(_signal(3, 2, model.hop_samples * 6))
     with torch.no_grad():

@@ -17,15 +17,13 @@ level 5 dB under the input's instead of 20 dB, with each step taking less time.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from helius.config import StftModelConfig
 from helius.models.base import variance_preserving_
-from helius.nn.spectral import ConvNeXtBlock
+from helius.nn.spectral import ConvNeXtBlock, schroeder_phases
 from helius.nn.streaming import CachedConv1d
 
 # Initialisation: see `initialise_stft`.
@@ -79,7 +77,9 @@ def unfold_frames(hidden: torch.Tensor, k: int) -> torch.Tensor:
     return grouped.permute(0, 1, 3, 2).reshape(batch, rows // k, frames * k)
 
 
-def initialise_stft(encoder: StftEncoder, decoder: StftDecoder) -> None:
+def initialise_stft(
+    encoder: StftEncoder, decoder: StftDecoder, integrated_phase: bool = False
+) -> None:
     """Variance-preserving convs and linears with zero biases (as `wave_vae.initialise`), a
     narrow posterior, and a small head: the first outputs are every bin at about magnitude 1
     (near the level of music at -20 dBFS) with phases that follow z."""
@@ -90,11 +90,10 @@ def initialise_stft(encoder: StftEncoder, decoder: StftDecoder) -> None:
         nn.init.zeros_(encoder.logvar.weight)
         nn.init.constant_(encoder.logvar.bias, INITIAL_LOGVAR)
         decoder.head.weight.mul_(HEAD_SCALE)
-        # Schroeder's phases (-pi k (k - 1) / bins): a flat spectrum whose frames have a low
-        # crest factor. With zero phases every frame started as one sharp pulse, which the
-        # output's tanh clipped: loud material then stayed 15 dB too quiet for hundreds of
-        # steps.
+        # Schroeder's phases: a flat spectrum whose frames have a low crest factor. With zero
+        # phases every frame started as one sharp pulse, which the output's tanh clipped: loud
+        # material then stayed 15 dB too quiet for hundreds of steps. Integrated phases start
+        # from zero increments: the synthesis lays them on Schroeder's phases itself.
         bins = decoder.head.bias.numel() // decoder.channels // 2
-        k = torch.arange(bins, dtype=torch.float64)
-        schroeder = (-math.pi * k * (k - 1) / bins).remainder(2 * math.pi) - math.pi
-        decoder.head.bias.view(decoder.channels, 2, bins)[:, 1] = schroeder.float()
+        phase_bias = decoder.head.bias.view(decoder.channels, 2, bins)[:, 1]
+        phase_bias.copy_(torch.zeros(bins) if integrated_phase else schroeder_phases(bins))

@@ -146,10 +146,13 @@ class WaveVAE(nn.Module):
             self.causal = True  # STFT frames and ConvNeXt blocks are causal by construction
             self.pqmf = None
             self.analysis = StftAnalysis(stft.n_fft, stft.hop)
-            self.synthesis = IstftSynthesis(stft.n_fft, stft.hop, channels, stft.phase_advance)
+            integrated = stft.phase == "integrated"
+            self.synthesis = IstftSynthesis(
+                stft.n_fft, stft.hop, channels, stft.phase_advance, integrated
+            )
             self.encoder = StftEncoder(stft, channels * bins, config.latent_dim, wave.logvar_min)
             self.decoder = StftDecoder(stft, channels * 2 * bins, config.latent_dim)
-            initialise_stft(self.encoder, self.decoder)
+            initialise_stft(self.encoder, self.decoder, integrated)
         else:
             self.pqmf = PQMF(wave.bands, causal=wave.causal)
             rows = channels * wave.bands

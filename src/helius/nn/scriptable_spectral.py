@@ -17,6 +17,7 @@ from helius.nn.spectral import (
     ConvNeXtBlock,
     IstftSynthesis,
     StftAnalysis,
+    integrate_phase_rows,
     log_magnitude_frames,
     overlap_add,
     synthesis_frames,
@@ -55,17 +56,25 @@ class StreamIstftSynthesis(nn.Module):
         self.steps = synthesis.n_fft // synthesis.hop
         self.advance_hop = synthesis.hop if synthesis.phase_advance else 0
         self.channels = synthesis.channels
+        self.integrate_phase = synthesis.integrate_phase
         self.next_frame = 0
         self.register_buffer("window", synthesis.window.detach().clone())
         self.register_buffer("gain", synthesis.gain.detach().clone())
+        self.register_buffer("phase_offset", synthesis.phase_offset.detach().clone())
         overlap = synthesis.n_fft - synthesis.hop
         self.register_buffer("cache", torch.zeros(batch_size * self.channels, 1, overlap))
+        self.register_buffer("phase_sum", torch.zeros(batch_size * self.channels, synthesis.bins))
 
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
         batch, count = parts.size(0), parts.size(2)
         rows = batch * self.channels
         if rows != self.cache.size(0):
             self.cache = parts.new_zeros(rows, 1, self.cache.size(2))
+            self.phase_sum = parts.new_zeros(rows, self.phase_sum.size(1))
+        if self.integrate_phase and count > 0:
+            parts, self.phase_sum = integrate_phase_rows(
+                parts, self.channels, self.phase_sum, self.phase_offset
+            )
         frames = synthesis_frames(
             parts, self.window, self.channels, self.advance_hop, self.next_frame
         )
@@ -80,6 +89,7 @@ class StreamIstftSynthesis(nn.Module):
     @torch.jit.export
     def reset(self) -> None:
         self.cache = torch.zeros_like(self.cache)
+        self.phase_sum = torch.zeros_like(self.phase_sum)
         self.next_frame = 0
 
 

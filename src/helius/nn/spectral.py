@@ -16,6 +16,8 @@ All of them stream exactly through the `InputCache` / `OutputOverlap` mixins of
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,6 +53,31 @@ def bin_advance(bins: int, first_frame: int, frames: int, steps: int) -> torch.T
     k = torch.arange(bins).unsqueeze(1)
     frame = torch.arange(frames).unsqueeze(0) + first_frame
     return (k * frame).remainder(steps).float() * (2.0 * 3.141592653589793 / steps)
+
+
+def schroeder_phases(bins: int) -> torch.Tensor:
+    """(bins,) Schroeder's phases -pi k (k - 1) / bins, wrapped to [-pi, pi): a flat spectrum
+    with these phases is a frame of low crest factor (zero phases make one sharp pulse)."""
+    k = torch.arange(bins, dtype=torch.float64)
+    return ((-math.pi * k * (k - 1) / bins).remainder(2 * math.pi) - math.pi).float()
+
+
+def integrate_phase_rows(
+    parts: torch.Tensor, channels: int, start: torch.Tensor, offset: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Rows [log-magnitudes, phase increments] of each channel (B, C * 2 * bins, F) -> the same
+    rows with phases: phase of frame j = offset + start + the increments of frames 0..j.
+
+    `start` (B * C, bins) is what earlier frames summed to (zeros for a new signal), `offset`
+    (bins,) a fixed phase per bin. Also returns the new sum (B * C, bins), wrapped to [0, 2 pi):
+    the `start` of the next chunk when streaming. F must be at least 1."""
+    batch, frames = parts.size(0), parts.size(2)
+    bins = offset.size(0)
+    grouped = parts.reshape(batch * channels, 2, bins, frames)
+    total = torch.cumsum(grouped[:, 1], dim=-1) + start.unsqueeze(-1)
+    phases = total + offset.view(1, bins, 1)
+    rows = torch.stack([grouped[:, 0], phases], dim=1).reshape(parts.shape)
+    return rows, total[:, :, frames - 1].remainder(2.0 * math.pi)
 
 
 def synthesis_frames(
@@ -124,17 +151,29 @@ class StftAnalysis(nn.Module, InputCache):
 class IstftSynthesis(nn.Module, OutputOverlap):
     """(B, C * 2 * bins, F) log-magnitude and phase rows -> audio (B, C, F * hop)."""
 
-    def __init__(self, n_fft: int, hop: int, channels: int, phase_advance: bool = True) -> None:
+    def __init__(
+        self,
+        n_fft: int,
+        hop: int,
+        channels: int,
+        phase_advance: bool = True,
+        integrate_phase: bool = False,
+    ) -> None:
         super().__init__()
         check_stft_sizes(n_fft, hop)
         self.n_fft = n_fft
         self.hop = hop
         self.channels = channels
         self.phase_advance = phase_advance
+        # integrate_phase: the phase rows are increments per frame (`integrate_phase_rows`),
+        # laid on Schroeder's phases so that zero increments start as a low-crest-factor sound.
+        self.integrate_phase = integrate_phase
         self._next_frame = 0  # streaming: the index of the next frame (mod n_fft / hop)
+        self._phase_sum: torch.Tensor | None = None  # streaming: increments summed so far
         window = torch.hann_window(n_fft)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("gain", window_gain(window, hop), persistent=False)
+        self.register_buffer("phase_offset", schroeder_phases(self.bins), persistent=False)
         self._setup_output_overlap(n_fft, hop, causal=True, name=type(self).__name__)
 
     @property
@@ -142,14 +181,26 @@ class IstftSynthesis(nn.Module, OutputOverlap):
         """How far synthesis(analysis(x)) lags x."""
         return self.n_fft - self.hop
 
+    @property
+    def bins(self) -> int:
+        return self.n_fft // 2 + 1
+
     def reset_streaming_state(self) -> None:
         super().reset_streaming_state()
         self._next_frame = 0
+        self._phase_sum = None
 
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
         batch, count = parts.size(0), parts.size(2)
         if count == 0:
             return parts.new_zeros(batch, self.channels, 0)
+        if self.integrate_phase:
+            start = self._phase_sum if self.streaming_enabled else None
+            if start is None or start.size(0) != batch * self.channels:
+                start = parts.new_zeros(batch * self.channels, self.bins)
+            parts, phase_sum = integrate_phase_rows(parts, self.channels, start, self.phase_offset)
+            if self.streaming_enabled:
+                self._phase_sum = phase_sum.detach()
         first = self._next_frame if self.streaming_enabled else 0
         self._next_frame = (first + count) % (self.n_fft // self.hop)
         hop = self.hop if self.phase_advance else 0
