@@ -127,3 +127,15 @@ def test_follow_report_puts_the_model_next_to_the_static_baseline_and_says_how_g
     static = fidelity.static_spectrum_baseline(x, seed=5)
     collapsed = fidelity.follow_report(static, x, RATE)
     assert "does not follow its input" in collapsed["verdict"]
+
+
+def test_mel_distance_gradient_is_finite_where_the_output_is_silent():
+    """The spectral wave VAE's output starts with exact zeros: with a plain sqrt the mel
+    term's gradient there was 0 * inf, and the first training step with mel_weight > 0 NaN."""
+    target = torch.randn(1, 1, 8000, generator=torch.Generator().manual_seed(0)) * 0.1
+    pred = target.clone()
+    pred[..., :3000] = 0.0
+    pred.requires_grad_(True)
+    fidelity.dac_mel_distance(pred, target, 16000).backward()
+    assert torch.isfinite(pred.grad).all()
+    assert pred.grad[..., 3000:].abs().sum() > 0  # the audible part still gets a gradient

@@ -27,7 +27,12 @@ from typing import Any
 
 import torch
 
-from helius.metrics import _mel_basis, as_signal_pair, loudness_difference_db, magnitude, stft
+from helius.metrics import (
+    _mel_basis,
+    as_signal_pair,
+    loudness_difference_db,
+    stft_frames,
+)
 
 __all__ = [
     "COLLAPSE_SENSITIVITY_DB",
@@ -83,9 +88,17 @@ def loudness_envelope_correlation(
 def _log_mel_frames(
     signals: torch.Tensor, sample_rate: int, n_fft: int, n_mels: int, floor: float
 ) -> torch.Tensor:
-    """(N, T) -> (N, n_mels, frames): log10 of mel magnitudes, hop n_fft / 4, floored."""
+    """(N, T) -> (N, n_mels, frames): log10 of mel magnitudes, hop n_fft / 4, floored.
+
+    The magnitude is sqrt(re^2 + im^2 + 1e-20): as a loss term its gradient stays finite at a
+    silent bin (a plain sqrt's is infinite there, and 0 * inf made the spectral design's first
+    step NaN, whose output starts with exact zeros). The STFT is `stft_frames` (the same
+    frames as torch.stft, with a fast backward)."""
     basis = _mel_basis(sample_rate, n_fft, n_mels, 0.0, None, signals.device, signals.dtype)
-    return torch.log10((basis @ magnitude(stft(signals, n_fft, 0.25))).clamp_min(floor))
+    parts = torch.view_as_real(stft_frames(signals, n_fft, 0.25))
+    power = torch.addcmul(parts[..., 0] * parts[..., 0], parts[..., 1], parts[..., 1])
+    mel = (power + 1e-20).sqrt() @ basis.transpose(0, 1)  # (N, frames, n_mels)
+    return torch.log10(mel.clamp_min(floor)).transpose(1, 2)
 
 
 def spectral_change_correlation(
