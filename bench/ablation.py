@@ -50,6 +50,21 @@ PQMF = "model.wave.transform=pqmf"
 VARIANTS: dict[str, tuple[str, list[str]]] = {
     "default": ("configs/config.yaml as shipped", []),
     "stft_latent_64": ("spectral design, 64 latent channels", ["model.latent_dim=64"]),
+    "integrated_phase": (
+        "decoder writes phase increments (instantaneous frequency), summed over frames",
+        ["model.wave.stft.phase=integrated"],
+    ),
+    "absolute_phase": ("decoder writes each frame's phase", ["model.wave.stft.phase=absolute"]),
+    "beta_0.01": ("KL beta 0.01 (a tenth)", ["train.kl.beta=0.01"]),
+    "beta_0.001": ("KL beta 0.001 (a hundredth)", ["train.kl.beta=0.001"]),
+    "beta_0.001_eps_1e-4": (
+        "KL beta 0.001 and log floor 1e-4",
+        ["train.kl.beta=0.001", "train.loss.log_epsilon=1e-4"],
+    ),
+    "beta_0.001_eps_1e-4_latent_64": (
+        "KL beta 0.001, log floor 1e-4, 64 latent channels",
+        ["train.kl.beta=0.001", "train.loss.log_epsilon=1e-4", "model.latent_dim=64"],
+    ),
     "pqmf": ("the PQMF design (the default before #12's fix)", [PQMF]),
     "noise_off": ("PQMF, no filtered-noise branch", [PQMF, "model.wave.noise_branch=false"]),
     "am_off": ("PQMF, no amplitude modulation", [PQMF, "model.wave.amplitude_modulation=false"]),
@@ -82,6 +97,7 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     "mel_1": ("plus the DAC mel distance, weight 1", ["train.loss.mel_weight=1.0"]),
+    "phase_0.1": ("plus the STFT real/imag L1, weight 0.1", ["train.loss.phase_weight=0.1"]),
 }
 METRICS = quality_real.METRICS
 

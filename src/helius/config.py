@@ -123,7 +123,7 @@ class ModelConfig(Section):
     """Which model to build and its size."""
 
     kind: Literal["wave_vae", "clip_vae"] = "wave_vae"
-    latent_dim: int = Field(16, ge=1, le=128)
+    latent_dim: int = Field(64, ge=1, le=128)
     sample_posterior: bool = Field(
         True, description="train on z ~ q(z|x); false trains on the mean (deterministic)"
     )
@@ -149,7 +149,7 @@ class BetaConfig(Section):
     """KL weight schedule and per-dimension free bits."""
 
     schedule: Literal["constant", "linear", "cyclical", "log"] = "linear"
-    beta: float = Field(0.1, ge=0, description="final (or constant) KL weight")
+    beta: float = Field(0.001, ge=0, description="final (or constant) KL weight")
     beta_start: float = Field(1e-4, ge=0, description="start of the log-scale warm-up")
     warmup_steps: int = Field(5000, ge=1)
     cycle_steps: int = Field(10000, ge=1, description="length of one cyclical cycle")

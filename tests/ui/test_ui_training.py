@@ -60,7 +60,7 @@ def test_form_shows_the_configs_values(client, monkeypatch):
     assert values["latent_dim"] == 4 and values["learning_rate"] == 0.001
     assert keys["beta"] == "train.kl.beta" and values["max_steps"] is None
     defaults = client.get("/api/train/form").json()
-    assert {f["name"]: f["value"] for f in defaults["fields"]}["latent_dim"] == 16
+    assert {f["name"]: f["value"] for f in defaults["fields"]}["latent_dim"] == 64
 
 
 def test_command_maps_the_form_to_config_keys(tmp_path):
