@@ -97,6 +97,14 @@ VARIANTS: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     "mel_1": ("plus the DAC mel distance, weight 1", ["train.loss.mel_weight=1.0"]),
+    "loudness_1": (
+        "plus the per-frame loudness L1 (dB / 10), weight 1",
+        ["train.loss.loudness_weight=1.0"],
+    ),
+    "loudness_1_mel_1": (
+        "plus the loudness L1 and the DAC mel distance, weight 1 each",
+        ["train.loss.loudness_weight=1.0", "train.loss.mel_weight=1.0"],
+    ),
     "phase_0.1": ("plus the STFT real/imag L1, weight 0.1", ["train.loss.phase_weight=0.1"]),
 }
 METRICS = quality_real.METRICS

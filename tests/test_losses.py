@@ -123,6 +123,32 @@ def test_waveform_l1_exact_value() -> None:
     assert parts["wave_l1"].item() == pytest.approx(2.0 * 0.375)
 
 
+def test_loudness_term_is_the_frame_level_gap_in_tens_of_db() -> None:
+    target = _noise(9)
+    config = LossConfig(loudness_weight=2.0)
+    _, parts = reconstruction_loss(0.5 * target, target, config, SMALL_FFTS)
+    # Half the amplitude is 20 log10(2) = 6.02 dB quieter in every frame: 0.602 units, x2.
+    assert parts["loudness"].item() == pytest.approx(2.0 * 20 * math.log10(2) / 10, rel=1e-4)
+    _, same = reconstruction_loss(target, target, config, SMALL_FFTS)
+    assert same["loudness"].item() == pytest.approx(0.0, abs=1e-6)
+
+
+def test_loudness_term_pulls_a_quiet_output_up_and_ignores_digital_silence() -> None:
+    target = _noise(10)
+    target[..., : N_SAMPLES // 2] = 0.0  # the first half is silence
+    gain = torch.tensor(0.25, requires_grad=True)
+    config = LossConfig(loudness_weight=1.0)
+    _, parts = reconstruction_loss(gain * target, target, config, SMALL_FFTS)
+    parts["loudness"].backward()
+    assert gain.grad is not None and gain.grad.item() < 0  # a larger gain lowers the term
+    # Hiss at -80 dB where the input is silent sits under the -70 dB floor and costs under
+    # 0.1 dB (at the metric's -100 dB floor it would cost 17 dB in the frames that hold it).
+    pred = target.clone()
+    pred[..., : N_SAMPLES // 4] = 1e-3 * _noise(11)[..., : N_SAMPLES // 4]  # -80 dB hiss
+    _, silent = reconstruction_loss(pred, target, config, SMALL_FFTS)
+    assert silent["loudness"].item() < 0.01
+
+
 def test_reconstruction_loss_is_differentiable() -> None:
     pred = _noise(7).requires_grad_(True)
     config = LossConfig(phase_weight=1.0, waveform_l1_weight=1.0, pre_emphasis=0.9)

@@ -143,6 +143,12 @@ class LossConfig(Section):
         1e-2, gt=0, description="added to STFT magnitudes before the log (floor of the log L1)"
     )
     mel_weight: float = Field(0.0, ge=0, description="L1 of log10 mel magnitudes (DAC-style)")
+    loudness_weight: float = Field(
+        0.0,
+        ge=0,
+        description="L1 of per-frame loudness (dB / 10, 2048-sample frames, hop 512) of the "
+        "output and the input: a level the log-magnitude terms let drift costs directly",
+    )
 
 
 class BetaConfig(Section):

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 
 from helius.config import BetaConfig, LossConfig
 from helius.errors import ConfigError
-from helius.fidelity import dac_mel_distance
+from helius.fidelity import dac_mel_distance, frame_loudness_db
 from helius.metrics import (
     as_signal_pair,
     fitting_fft_sizes,
@@ -38,6 +38,9 @@ WAVE_FFT_SIZES = (2048, 1024, 512, 256, 128)
 CLIP_FFT_SIZES = (4096, 2048, 1024, 512, 256, 128)
 
 _EPS = 1e-7
+# Frames quieter than this (dB re full scale) all count as this in the loudness term: fades to
+# digital silence would otherwise dominate it.
+LOUDNESS_FLOOR_DB = -70.0
 
 
 def pre_emphasis(x: torch.Tensor, coefficient: float) -> torch.Tensor:
@@ -70,6 +73,11 @@ def reconstruction_loss(
       divided by the target's mean magnitude at that resolution so it is unitless and of the
       order of the magnitude terms whatever the level; mean over resolutions, times the weight.
       Magnitude losses are blind to phase (a polarity flip costs nothing); this term is not.
+    - "loudness" (if `config.loudness_weight` > 0): weight times the mean absolute difference
+      of `fidelity.frame_loudness_db` (2048-sample frames, hop 512, floored at -70 dB) of pred
+      and target, in units of 10 dB. Per-bin log distances let a decoder that smooths spectral
+      peaks sit several dB under the input; a frame's level is a sum over its bins, so this
+      term sees that (issue #12).
     - "wave_l1" (if `config.waveform_l1_weight` > 0): weight times mean |pred - target| of the
       raw samples (never pre-emphasised: it anchors the waveform itself).
     Pre-emphasis (`config.pre_emphasis`) filters both signals before the STFT terms. The
@@ -105,6 +113,11 @@ def reconstruction_loss(
             raise ValueError("train.loss.mel_weight > 0 needs the sample rate")
         mel = dac_mel_distance(pred_signals, target_signals, sample_rate)
         parts["mel"] = config.mel_weight * mel
+    if config.loudness_weight > 0:
+        level_gap = frame_loudness_db(pred_signals, floor_db=LOUDNESS_FLOOR_DB) - (
+            frame_loudness_db(target_signals, floor_db=LOUDNESS_FLOOR_DB)
+        )
+        parts["loudness"] = config.loudness_weight * level_gap.abs().mean() / 10.0
     if config.phase_weight > 0:
         parts["phase"] = config.phase_weight * phase_total / len(sizes)
     if config.waveform_l1_weight > 0:
