@@ -15,10 +15,10 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from helius.models.prior import GRUPrior, LatentPrior, TransformerPrior, _Block, _rotate
+from helius.models.prior import GRUPrior, LatentPrior, TransformerPrior
+from helius.nn.attention import TransformerBlock
 
 
 def sample_bins(logits: torch.Tensor, temperature: float, bins: int) -> torch.Tensor:
@@ -86,42 +86,23 @@ class ScriptableGRUPrior(_ScriptablePrior):
         )
 
 
-class _ScriptableBlock(nn.Module):
-    """`prior._Block` with its key/value cache (at most context_frames - 1 frames) in buffers."""
+class _CachedBlock(nn.Module):
+    """A prior's `TransformerBlock` with its key/value cache (at most context_frames - 1
+    frames) kept in buffers between calls; the block itself runs unchanged."""
 
-    def __init__(self, block: _Block, context_frames: int, batch_size: int) -> None:
+    def __init__(self, block: TransformerBlock, context_frames: int, batch_size: int) -> None:
         super().__init__()
-        self.heads = block.heads
+        self.block = block
         self.context_frames = context_frames
-        self.attention_norm = block.attention_norm
-        self.qkv = block.qkv
-        self.out = block.out
-        self.mlp_norm = block.mlp_norm
-        self.mlp = block.mlp
-        head_width = block.qkv.in_features // block.heads
-        self.register_buffer("keys", torch.zeros(batch_size, block.heads, 0, head_width))
-        self.register_buffer("values", torch.zeros(batch_size, block.heads, 0, head_width))
+        attention = block.attention
+        empty = torch.zeros(batch_size, attention.heads, 0, attention.head_width)
+        self.register_buffer("keys", empty)
+        self.register_buffer("values", empty.clone())
 
     def forward(self, x: torch.Tensor, offset: int) -> torch.Tensor:
-        batch, frames, width = x.size(0), x.size(1), x.size(2)
-        q, k, v = self.qkv(self.attention_norm(x)).chunk(3, dim=-1)
-        q = q.view(batch, frames, self.heads, -1).transpose(1, 2)
-        k = k.view(batch, frames, self.heads, -1).transpose(1, 2)
-        v = v.view(batch, frames, self.heads, -1).transpose(1, 2)
-        positions = torch.arange(offset, offset + frames, device=x.device)
-        q, k = _rotate(q, positions), _rotate(k, positions)
-        past = self.keys.size(2)
-        k = torch.cat([self.keys, k], dim=2)
-        v = torch.cat([self.values, v], dim=2)
-        query_pos = torch.arange(frames, device=x.device)[:, None] + past
-        key_pos = torch.arange(k.size(2), device=x.device)[None, :]
-        mask = (key_pos <= query_pos) & (key_pos > query_pos - self.context_frames)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + self.out(attended.transpose(1, 2).reshape(batch, frames, width))
-        x = x + self.mlp(self.mlp_norm(x))
-        keep = self.context_frames - 1
-        self.keys = k[:, :, -keep:]
-        self.values = v[:, :, -keep:]
+        x, self.keys, self.values = self.block(
+            x, self.keys, self.values, offset, self.context_frames
+        )
         return x
 
     @torch.jit.export
@@ -135,7 +116,7 @@ class ScriptableTransformerPrior(_ScriptablePrior):
     def __init__(self, prior: TransformerPrior, batch_size: int = 1) -> None:
         super().__init__(prior, batch_size)
         self.blocks = nn.ModuleList(
-            _ScriptableBlock(block, prior.context_frames, batch_size) for block in prior.blocks
+            _CachedBlock(block, prior.context_frames, batch_size) for block in prior.blocks
         )
         self.norm = prior.norm
         self.offset = 0

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from helius.config import PriorConfig
+from helius.nn.attention import TransformerBlock, empty_cache
 
 PriorState = Any  # GRU: Tensor (layers, B, H); Transformer: list of (keys, values) + offset
 
@@ -150,7 +151,7 @@ class GRUPrior(LatentPrior):
 
 
 class TransformerPrior(LatentPrior):
-    """A causal Transformer with rotary positions and a sliding key/value cache."""
+    """A causal Transformer (`nn.attention`'s blocks) with a sliding key/value cache."""
 
     def __init__(self, config: PriorConfig, latent_dim: int) -> None:
         super().__init__(config, latent_dim)
@@ -160,18 +161,22 @@ class TransformerPrior(LatentPrior):
                 f"2 x prior.heads ({config.heads}) for rotary embeddings"
             )
         self.blocks = nn.ModuleList(
-            _Block(config.hidden_size, config.heads, config.dropout)
+            TransformerBlock(config.hidden_size, config.heads, config.dropout)
             for _ in range(config.num_layers)
         )
         self.norm = nn.LayerNorm(config.hidden_size)
         self.context_frames = config.context_frames
 
     def core(self, hidden: torch.Tensor, state: PriorState) -> tuple[torch.Tensor, PriorState]:
-        caches, offset = state if state is not None else ([None] * len(self.blocks), 0)
+        if state is None:
+            attention = self.blocks[0].attention  # prior.num_layers >= 1
+            empty = empty_cache(hidden.shape[0], attention.heads, attention.head_width, hidden)
+            state = ([(empty, empty)] * len(self.blocks), 0)
+        caches, offset = state
         new_caches = []
-        for block, cache in zip(self.blocks, caches, strict=True):
-            hidden, cache = block(hidden, cache, offset, self.context_frames)
-            new_caches.append(cache)
+        for block, (keys, values) in zip(self.blocks, caches, strict=True):
+            hidden, keys, values = block(hidden, keys, values, offset, self.context_frames)
+            new_caches.append((keys, values))
         return self.norm(hidden), (new_caches, offset + hidden.shape[1])
 
     def detach_state(self, state: PriorState) -> PriorState:
@@ -179,53 +184,6 @@ class TransformerPrior(LatentPrior):
             return None
         caches, offset = state
         return [(k.detach(), v.detach()) for k, v in caches], offset
-
-
-class _Block(nn.Module):
-    """Pre-norm self-attention (rotary, causal, with a cache) and a 4x MLP."""
-
-    def __init__(self, width: int, heads: int, dropout: float) -> None:
-        super().__init__()
-        self.heads = heads
-        self.attention_norm = nn.LayerNorm(width)
-        self.qkv = nn.Linear(width, 3 * width)
-        self.out = nn.Linear(width, width)
-        self.mlp_norm = nn.LayerNorm(width)
-        self.mlp = nn.Sequential(
-            nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width)
-        )
-        self.dropout = nn.Dropout(dropout)
-
-    def forward(self, x, cache, offset: int, context_frames: int):
-        batch, frames, width = x.shape
-        q, k, v = self.qkv(self.attention_norm(x)).chunk(3, dim=-1)
-        q, k, v = (t.view(batch, frames, self.heads, -1).transpose(1, 2) for t in (q, k, v))
-        positions = torch.arange(offset, offset + frames, device=x.device)
-        q, k = _rotate(q, positions), _rotate(k, positions)
-        past = 0
-        if cache is not None:
-            past = cache[0].shape[2]
-            k = torch.cat([cache[0], k], dim=2)
-            v = torch.cat([cache[1], v], dim=2)
-        # Query i (absolute offset + i) sees keys up to itself and at most context_frames back.
-        query_pos = torch.arange(frames, device=x.device)[:, None] + past
-        key_pos = torch.arange(k.shape[2], device=x.device)[None, :]
-        mask = (key_pos <= query_pos) & (key_pos > query_pos - context_frames)
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
-        x = x + self.dropout(self.out(attended.transpose(1, 2).reshape(batch, frames, width)))
-        x = x + self.dropout(self.mlp(self.mlp_norm(x)))
-        keep = context_frames - 1  # the next query needs at most this many past keys
-        return x, (k[:, :, -keep:], v[:, :, -keep:])
-
-
-def _rotate(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-    """Rotary position embedding of (B, heads, T, head_dim) at absolute `positions` (T,)."""
-    half = x.shape[-1] // 2
-    frequencies = 10000.0 ** (-torch.arange(half, device=x.device, dtype=torch.float32) / half)
-    angles = positions.float()[:, None] * frequencies[None, :]
-    cos, sin = angles.cos().to(x.dtype), angles.sin().to(x.dtype)
-    first, second = x[..., :half], x[..., half:]
-    return torch.cat([first * cos - second * sin, first * sin + second * cos], dim=-1)
 
 
 def build_prior(config: PriorConfig, latent_dim: int) -> LatentPrior:
