@@ -146,7 +146,7 @@ def validate(task: VAETask, model: nn.Module, config: HeliusConfig) -> dict:
     batches = iter(DataLoader(dataset, config.train.batch_size, shuffle=False))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(VALIDATION_SEED)
-        return task.validate(model, batches)
+        return task.validate(model, batches).record()
 
 
 def score(task: VAETask, model: nn.Module, config: HeliusConfig) -> dict[str, float]:

@@ -97,12 +97,13 @@ class AverageSound(nn.Module):
 def test_validation_reports_follow_metrics_and_warns_about_collapse(tmp_path) -> None:
     task = VAETask(tiny_config(tmp_path))
     batch = enveloped_tone(4.096).reshape(1, 1, -1).repeat(2, 1, 1)
-    result = task.validate(AverageSound(), iter([batch]))
+    validation = task.validate(AverageSound(), iter([batch]))
+    result = validation.metrics
     assert result["loudness_corr"] < 0.3
     assert result["sensitivity_zero_db"] <= -99.0
     assert result["ignores_latent"] is True
-    assert task.validation_warning(result, COLLAPSE_WARNING_AFTER_STEPS - 1) is None
-    message = task.validation_warning(result, COLLAPSE_WARNING_AFTER_STEPS)
+    assert task.validation_warning(validation, COLLAPSE_WARNING_AFTER_STEPS - 1) is None
+    message = task.validation_warning(validation, COLLAPSE_WARNING_AFTER_STEPS)
     assert message is not None and "ignores its latent" in message
 
 

@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from helius import progress
 from helius.config import load_config
+from helius.train.task import Task, Validation
 from helius.train.trainer import fit
 from helius.train.vae_task import VAETask
 
@@ -42,7 +43,7 @@ class ToyData(Dataset):
         return self.items[index]
 
 
-class ToyTask:
+class ToyTask(Task):
     """An MLP autoencoder with no randomness in its forward pass: ranks draw different noise,
     so only a deterministic model can match single-process training exactly."""
 
@@ -68,7 +69,7 @@ class ToyTask:
     @torch.no_grad()
     def validate(self, model, batches):
         errors = [float(((model(b) - b) ** 2).mean()) for b in batches]
-        return {"score": sum(errors) / len(errors)}
+        return Validation(score=sum(errors) / len(errors))
 
     def log_media(self, logger, model, batch, step):
         logger.audio("audio/original", batch[0, 0], self.sample_rate, step)

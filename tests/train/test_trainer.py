@@ -16,6 +16,7 @@ from helius.config import load_config
 from helius.errors import TrainingError
 from helius.models.checkpoint import load_checkpoint
 from helius.train import trainer
+from helius.train.task import Task, Validation
 from helius.train.trainer import fit
 
 BASE_LR = 0.01  # toy_config's train.learning_rate
@@ -43,7 +44,7 @@ class ToyModel(nn.Module):
         return self.net(noisy)
 
 
-class ToyTask:
+class ToyTask(Task):
     name = "toy"
     kind = "toy"
     sample_rate = 32
@@ -85,7 +86,7 @@ class ToyTask:
     def validate(self, model, batches):
         errors = [float(((model(b) - b) ** 2).mean()) for b in batches]
         score = self.scores.pop(0) if self.scores else sum(errors) / len(errors)
-        return {"score": score, "latent_health": {"active_dims": 1.0}}
+        return Validation(score=score, metrics={"latent_health": {"active_dims": 1.0}})
 
     def log_media(self, logger, model, batch, step):
         logger.audio("audio/original", batch[0, 0], self.sample_rate, step)
@@ -225,8 +226,8 @@ class SGD(torch.optim.SGD):
     """Plain SGD: unlike Adam, its update is proportional to the gradient's size, so it also
     shows whether the accumulated gradient is scaled as one large batch's."""
 
-    def __init__(self, model: nn.Module, config) -> None:
-        super().__init__(model.parameters(), lr=config.learning_rate)
+    def __init__(self, parameter_groups, config) -> None:
+        super().__init__(parameter_groups, lr=config.learning_rate)
 
 
 @pytest.mark.parametrize("optimizer", ["adamw", "sgd"])

@@ -130,7 +130,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     torch.manual_seed(VALIDATION_SEED)
     task = VAETask(config, hop_samples=int(model.hop_samples))
     dataset = task.eval_dataset(args.index)
-    metrics = task.validate(model, iter(DataLoader(dataset, config.train.batch_size)))
+    metrics = task.validate(model, iter(DataLoader(dataset, config.train.batch_size))).record()
     metrics.pop("latent_health", None)
     if args.json:
         print(json.dumps(metrics, indent=2))

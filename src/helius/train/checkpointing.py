@@ -46,7 +46,7 @@ def save(path: Path, config, task, model, optimizer, scheduler, ema, state, metr
             "best_score": state.best_score,
             "bad_validations": state.bad_validations,
             "rng": rng_state(),
-            "task_state": task.extra_state() if hasattr(task, "extra_state") else {},
+            "task_state": task.extra_state(),
             "metrics": {k: v for k, v in metrics.items() if _is_number(v)},
             "latent_health": metrics.get("latent_health", {}),
         },
@@ -66,8 +66,7 @@ def restore(path: Path, task, model, optimizer, scheduler, ema, state) -> None:
     state.batches_in_epoch = payload["batches_in_epoch"]
     state.best_score, state.bad_validations = payload["best_score"], payload["bad_validations"]
     set_rng_state(payload["rng"])
-    if hasattr(task, "load_extra_state"):
-        task.load_extra_state(payload.get("task_state") or {})
+    task.load_extra_state(payload.get("task_state") or {})
 
 
 def _is_number(value: Any) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Any
 
 import torch
 from torch import nn
@@ -13,9 +14,12 @@ from helius.errors import ConfigError
 from helius.train.stopping import UNLIMITED_STEPS
 
 
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+def build_optimizer(
+    parameter_groups: list[dict[str, Any]], config: TrainConfig
+) -> torch.optim.Optimizer:
+    """AdamW over a task's parameter groups (`Task.parameter_groups`: their weight decay)."""
     return torch.optim.AdamW(
-        model.parameters(),
+        parameter_groups,
         lr=config.learning_rate,
         betas=tuple(config.betas),
         weight_decay=config.weight_decay,

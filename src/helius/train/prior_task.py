@@ -21,6 +21,7 @@ from helius.models.prior import LatentPrior, build_prior
 from helius.train.latents import LatentSet, load_or_encode, remove_stale_caches
 from helius.train.logging import TrainLogger
 from helius.train.runtime import unwrap
+from helius.train.task import Task, Validation
 
 
 class LatentWindows(Dataset):
@@ -71,7 +72,7 @@ class LatentWindows(Dataset):
         return run[:, start : start + self.window_frames]
 
 
-class PriorTask:
+class PriorTask(Task):
     """Train a GRU or Transformer prior on the latents of a trained wave VAE."""
 
     name = "prior"
@@ -156,7 +157,8 @@ class PriorTask:
         return loss, {"nll_per_frame": float(loss.detach())}
 
     @torch.no_grad()
-    def validate(self, model: nn.Module, batches: Iterator[torch.Tensor]) -> dict[str, Any]:
+    def validate(self, model: nn.Module, batches: Iterator[torch.Tensor]) -> Validation:
+        """The mean negative log-likelihood of the validation latents (nats per frame)."""
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
@@ -167,7 +169,7 @@ class PriorTask:
             count += batch.shape[0]
         model.train(was_training)
         nll = total / max(count, 1)
-        return {"nll_per_frame": nll, "score": nll}
+        return Validation(score=nll, metrics={"nll_per_frame": nll})
 
     def log_media(self, logger: TrainLogger, model: nn.Module, batch: Any, step: int) -> None:
         """Nothing to listen to cheaply here: dreams need the VAE decoder (helius dream)."""

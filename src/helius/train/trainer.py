@@ -11,10 +11,10 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 from torch import nn
@@ -36,23 +36,10 @@ from helius.train.runtime import (
     start_runtime,
 )
 from helius.train.stopping import EtaReporter, step_limit, stop_rule
+from helius.train.task import Task, Validation
 
 VALIDATION_SEED = 1234  # validation draws its own randomness, never the training stream's
 MAX_RECOVERIES = 3  # reloads with a halved LR before a diverging run stops with an error
-
-
-class Task(Protocol):
-    name: str  # epoch checkpoints are <name>_epoch{N}.pt
-    kind: str  # checkpoint kind checked on load
-    # Optional `checkpoint_prefix` (default ""): <prefix>last.pt and <prefix>best.pt.
-
-    def build_model(self) -> nn.Module: ...
-    def datasets(self) -> tuple[Dataset, Dataset | None]: ...
-    def loss(
-        self, model: nn.Module, batch: Any, step: int
-    ) -> tuple[torch.Tensor, dict[str, float]]: ...
-    def validate(self, model: nn.Module, batches: Iterator[Any]) -> dict[str, Any]: ...
-    def log_media(self, logger: TrainLogger, model: nn.Module, batch: Any, step: int) -> None: ...
 
 
 @dataclass
@@ -65,7 +52,7 @@ class FitResult:
     last_validation: dict[str, Any] = field(default_factory=dict)
     skipped_nonfinite: int = 0
     recoveries: int = 0
-    stopped_early: bool = False
+    stopped_early: bool = False  # by early stopping or by the on_validation callback
     out_of_time: bool = False  # stopped by train.max_minutes
     interrupted: bool = False
     audio_seconds: float = 0.0
@@ -83,8 +70,17 @@ class _State:
     bad_validations: int = 0
 
 
-def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
-    """Train `task` as `config.train` says; returns the trained model and what happened."""
+def fit(
+    config: HeliusConfig,
+    task: Task,
+    resume: bool = False,
+    on_validation: Callable[[int, Validation], bool] | None = None,
+) -> FitResult:
+    """Train `task` as `config.train` says; returns the trained model and what happened.
+
+    `on_validation(step, validation)` is called on rank 0 after every counted validation; when
+    it returns True the run stops there (as early stopping does: tuning prunes trials with it).
+    """
     train_config = config.train
     runtime = start_runtime(train_config.device)
     if runtime.device.type == "cpu":
@@ -94,7 +90,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     train_set, val_set = task.datasets()
     checkpoint_dir = Path(train_config.checkpoint_dir)
     # Tasks sharing a folder keep their own last/best files (prior_last.pt beside last.pt).
-    prefix = getattr(task, "checkpoint_prefix", "")
+    prefix = task.checkpoint_prefix
     last_path = checkpoint_dir / f"{prefix}last.pt"
     # The sampler pads every rank to ceil(size / world_size) items; the loader drops the rest.
     batches_per_epoch = -(-len(train_set) // runtime.world_size) // train_config.batch_size
@@ -107,7 +103,9 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     steps_per_epoch = max(1, batches_per_epoch // train_config.grad_accum_steps)
     total_steps = step_limit(train_config, steps_per_epoch)
 
-    optimizer = build_optimizer(model, train_config)
+    optimizer = build_optimizer(
+        task.parameter_groups(model, train_config.weight_decay), train_config
+    )
     scheduler = build_scheduler(optimizer, train_config, total_steps)
     ema = EMA(model, train_config.ema_decay) if train_config.ema_decay else None
     state = _State()
@@ -129,7 +127,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
         trained = nn.parallel.DistributedDataParallel(
             trained,
             device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None,
-            find_unused_parameters=bool(getattr(task, "ddp_find_unused_parameters", False)),
+            find_unused_parameters=task.ddp_find_unused_parameters,
         )
     sampler = EpochSampler(
         len(train_set), train_config.seed, True, runtime.rank, runtime.world_size
@@ -140,6 +138,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
         sampler=sampler,
         drop_last=True,
         num_workers=train_config.num_workers,
+        collate_fn=task.collate,
         # Its own generator: a new loader iterator would otherwise draw from the global RNG,
         # so a resumed run (new iterator mid-epoch) would drift from an uninterrupted one.
         generator=torch.Generator().manual_seed(train_config.seed),
@@ -170,33 +169,37 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
     # its own moment; the loop must only ever look at this agreed value.
     stopping = False
 
-    def validate(counts: bool) -> None:
-        """Validate on rank 0; with `counts`, every rank learns the score (same LR, same stop)."""
-        score = math.inf
+    def validate(counts: bool) -> bool:
+        """Validate on rank 0; with `counts`, every rank learns the score (same LR, same stop).
+        True when the on_validation callback asks to stop (on every rank)."""
+        score, stop_asked = math.inf, False
         if val_set is not None and runtime.is_main:
             judged = ema.model if ema else model
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(VALIDATION_SEED)
-                metrics = task.validate(judged, _batches(val_set, train_config.batch_size))
-            result.last_validation = metrics
-            warn = getattr(task, "validation_warning", None)
-            message = warn(metrics, state.step) if warn else None
+                batches = _batches(val_set, train_config.batch_size, task)
+                validation = task.validate(judged, batches)
+            metrics = result.last_validation = validation.record()
+            message = task.validation_warning(validation, state.step)
             if message:
                 progress.note(message)
                 logger.text("warning", message, state.step)
-            score = metrics["score"]
+            score = validation.cost  # lower is better from here on
             logger.scalars({f"val/{k}": v for k, v in metrics.items() if _is_number(v)}, state.step)
             if score < state.best_score:
                 save_state(checkpoint_dir / f"{prefix}best.pt", metrics)
+            stop_asked = bool(counts and on_validation and on_validation(state.step, validation))
         if val_set is None or not counts:
             state.best_score = min(state.best_score, score)
-            return
+            return False
+        stop_asked = _any_rank(stop_asked, runtime)
         score = _broadcast_score(score, runtime)
         improved = score < state.best_score
         state.best_score = min(state.best_score, score)
         state.bad_validations = 0 if improved else state.bad_validations + 1
         if train_config.lr_schedule == "plateau":
             scheduler.step(score)
+        return stop_asked
 
     with stop.installed():
         while (
@@ -205,9 +208,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
             and not result.stopped_early
             and not result.out_of_time
         ):
-            train_set_epoch = getattr(train_set, "set_epoch", None)
-            if train_set_epoch:
-                train_set_epoch(state.epoch)
+            task.set_epoch(train_set, state.epoch)
             skip = state.batches_in_epoch * train_config.batch_size
             sampler.set_epoch(state.epoch, skip_items=skip)
             micro, window_finite = 0, True
@@ -231,7 +232,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                     (loss / train_config.grad_accum_steps).backward()
                 window_finite = window_finite and bool(torch.isfinite(loss.detach()))
                 state.batches_in_epoch += 1
-                result.audio_seconds += _audio_seconds(batch, task) * runtime.world_size
+                result.audio_seconds += task.batch_seconds(batch) * runtime.world_size
                 if not final_micro:
                     continue
                 grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -285,7 +286,7 @@ def fit(config: HeliusConfig, task: Task, resume: bool = False) -> FitResult:
                     with torch.random.fork_rng(devices=[]):
                         task.log_media(logger, ema.model if ema else model, batch, state.step)
                 if state.step % train_config.val_every_steps == 0:
-                    validate(counts=True)
+                    result.stopped_early = validate(counts=True)
                     patience = train_config.early_stopping_patience
                     if patience and state.bad_validations >= patience:
                         result.stopped_early = True
@@ -349,15 +350,8 @@ def _to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
-def _audio_seconds(batch: Any, task: Task) -> float:
-    sample_rate = getattr(task, "sample_rate", None)
-    if sample_rate and isinstance(batch, torch.Tensor):
-        return batch.shape[0] * batch.shape[-1] / sample_rate
-    return 0.0
-
-
-def _batches(dataset: Dataset, batch_size: int) -> Iterator[Any]:
-    yield from DataLoader(dataset, batch_size, shuffle=False)
+def _batches(dataset: Dataset, batch_size: int, task: Task) -> Iterator[Any]:
+    yield from DataLoader(dataset, batch_size, shuffle=False, collate_fn=task.collate)
 
 
 def _is_number(value: Any) -> bool:

@@ -19,6 +19,7 @@ from helius.models import build_model
 from helius.train.adversarial import AdversarialPhase
 from helius.train.logging import TrainLogger
 from helius.train.runtime import unwrap
+from helius.train.task import Task, Validation
 
 
 def aligned(
@@ -43,7 +44,7 @@ COLLAPSE_WARNING_AFTER_STEPS = 1000
 CALIBRATION_SEGMENTS = 32
 
 
-class VAETask:
+class VAETask(Task):
     """Train a wave VAE or a clip VAE on the segments listed by `data.train_index`."""
 
     name = "vae"
@@ -152,8 +153,9 @@ class VAETask:
         return total, logs
 
     @torch.no_grad()
-    def validate(self, model: nn.Module, batches: Iterator[torch.Tensor]) -> dict[str, Any]:
-        """Metrics of decoding from z = mu alone (the clip VAE uses generated skips)."""
+    def validate(self, model: nn.Module, batches: Iterator[torch.Tensor]) -> Validation:
+        """Metrics of decoding from z = mu alone (the clip VAE uses generated skips); the score
+        is the MR-STFT distance (lower is better)."""
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
@@ -190,15 +192,15 @@ class VAETask:
         result.update(health)
         result["kl"] = float(kl_per_dim.sum())
         result["latent_health"] = health
-        result["score"] = result["mrstft"]
         if "sensitivity_zero_db" in result:
             result["ignores_latent"] = (
                 result["sensitivity_zero_db"] < fidelity.COLLAPSE_SENSITIVITY_DB
             )
-        return result
+        return Validation(score=result["mrstft"], metrics=result)
 
-    def validation_warning(self, result: dict[str, Any], step: int) -> str | None:
+    def validation_warning(self, validation: Validation, step: int) -> str | None:
         """A warning for the user when validation shows posterior collapse, else None."""
+        result = validation.metrics
         if step < COLLAPSE_WARNING_AFTER_STEPS or not result.get("ignores_latent"):
             return None
         return (
