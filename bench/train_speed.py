@@ -122,7 +122,9 @@ def time_steps(spec: dict) -> dict:
     seed_everything(config.train.seed)
     task = VAETask(config)
     model = task.build_model().train()
-    optimizer = build_optimizer(model, config.train)
+    optimizer = build_optimizer(
+        task.parameter_groups(model, config.train.weight_decay), config.train
+    )
     length = task.item_samples(config.train.crop_seconds or config.data.segment_seconds)
     shape = (config.train.batch_size, task.channels, length)
     batches = [0.3 * torch.randn(shape).clamp(-3, 3) for _ in range(2)]
