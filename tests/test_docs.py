@@ -55,3 +55,15 @@ def test_page_commands_run_in_order(page, tmp_path):
             argv, cwd=tmp_path, capture_output=True, text=True, timeout=300, check=False
         )
         assert completed.returncode == 0, f"{page.name}: {line}\n{completed.stderr[-2000:]}"
+
+
+def test_pages_the_code_points_users_to_exist():
+    """Messages and docstrings send users to docs/<page>.md: every such page is there."""
+    pointed = {
+        match
+        for path in (REPO / "src").rglob("*.py")
+        for match in re.findall(r"docs/[\w-]+\.md", path.read_text())
+    }
+    assert pointed, "the code points to no page at all: the pattern is wrong"
+    missing = sorted(page for page in pointed if not (REPO / page).is_file())
+    assert not missing, f"pages named in src/ that do not exist: {missing}"

@@ -208,7 +208,7 @@ class VAETask(Task):
             f"changes the output by {result['sensitivity_zero_db']:.1f} dB; loudness "
             f"envelope correlation {result['loudness_corr']:.2f}): reconstructions are an "
             "average sound, not the input. Train longer, or lower train.kl.beta / raise "
-            "train.kl.free_bits; see docs/training.md#posterior-collapse"
+            "train.kl.free_bits; see docs/core.md, 'Does the model follow its input?'"
         )
 
     @torch.no_grad()
