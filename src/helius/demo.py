@@ -5,7 +5,8 @@ and a clip VAE on the one-shots; train the prior; dream; stream-transform a new 
 export the streaming model; map the one-shots' latents; write report.html. Training stages get
 shares of `minutes`; `tiny` swaps in a tiny model and a few steps each (for the tests).
 
-The presets live here, not in configs/, so the demo works from an installed wheel as well.
+The presets live in `helius.demo_presets`, not in configs/, so the demo works from an installed
+wheel as well.
 """
 
 from __future__ import annotations
@@ -24,70 +25,9 @@ import torch
 from helius.audio import io
 from helius.audio.synth import make_texture, write_demo_dataset
 from helius.config import HeliusConfig, load_config
+from helius.demo_presets import CLIP_PRESET, TINY, WAVE_PRESET
 from helius.files import atomic_write_text
 
-WAVE_PRESET = [  # a light streaming wave VAE at 22.05 kHz: one latent frame per 512 samples
-    "data.sample_rate=22050",
-    "data.segment_seconds=2.0",
-    "model.latent_dim=8",
-    "model.wave.transform=pqmf",
-    "model.wave.bands=8",
-    "model.wave.ratios=[4,4,4]",
-    "model.wave.capacity=32",
-    "model.wave.causal=true",
-    "train.epochs=null",  # the time budget ends training
-    "train.batch_size=8",
-    "train.crop_seconds=1.0",
-    "train.learning_rate=0.001",
-    "train.warmup_steps=50",
-    "train.val_every_steps=100",
-    "train.log_audio_every_steps=100",
-    "train.kl.beta=0.05",
-    "train.kl.warmup_steps=500",
-    "prior.hidden_size=128",
-    "prior.chunk_frames=16",
-    "prior.chunks=4",
-    "prior.batch_size=8",
-    "prior.learning_rate=0.002",
-]
-CLIP_PRESET = [  # one latent per 1-second one-shot at 22.05 kHz
-    "data.sample_rate=22050",
-    "data.segment_seconds=1.0",
-    "model.kind=clip_vae",
-    "model.latent_dim=8",
-    "model.clip.clip_seconds=1.0",
-    "model.clip.channels=[16,32,64,128]",
-    "model.clip.strides=[4,4,4,4]",
-    "model.clip.hidden=128",
-    "model.clip.generated_skip_steps=300",
-    "train.epochs=null",
-    "train.batch_size=8",
-    "train.learning_rate=0.001",
-    "train.warmup_steps=0",
-    "train.loss.log_epsilon=1e-7",
-    "train.val_every_steps=50",
-    "train.log_audio_every_steps=100",
-    "train.loss.phase_weight=0.1",
-    "train.kl.beta=0.01",
-    "train.kl.warmup_steps=300",
-]
-TINY = [  # seconds, not minutes: for the tests
-    "data.sample_rate=16000",
-    "model.latent_dim=4",
-    "model.wave.bands=4",
-    "model.wave.ratios=[4,4,2]",
-    "model.wave.capacity=8",
-    "model.wave.dilations=[1,3]",
-    "model.clip.channels=[8,16]",
-    "model.clip.strides=[4,4]",
-    "model.clip.hidden=16",
-    "prior.hidden_size=16",
-    "prior.chunk_frames=8",
-    "prior.chunks=2",
-    "prior.batch_size=2",
-    "train.batch_size=2",
-    "train.val_every_steps=1000",
-]
 SHARES = {"wave": 0.45, "clip": 0.15, "prior": 0.12}  # of the budget; the rest is quick work
 TRAINING_STAGES = {"wave VAE": "wave", "clip VAE": "clip", "prior": "prior"}  # stage -> share
 QUICK_STAGE_MINUTES = 0.03  # each other stage (data, dream, stream, ...): ~1 s here

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from helius.models.prior import GRUPrior, LatentPrior, TransformerPrior
-from helius.nn.attention import TransformerBlock
+from helius.nn.attention import TransformerBlock, empty_cache
 
 
 def sample_bins(logits: torch.Tensor, temperature: float, bins: int) -> torch.Tensor:
@@ -95,7 +95,9 @@ class _CachedBlock(nn.Module):
         self.block = block
         self.context_frames = context_frames
         attention = block.attention
-        empty = torch.zeros(batch_size, attention.heads, 0, attention.head_width)
+        empty = empty_cache(
+            batch_size, attention.heads, attention.head_width, block.mlp_norm.weight
+        )
         self.register_buffer("keys", empty)
         self.register_buffer("values", empty.clone())
 
