@@ -46,5 +46,5 @@ def trained_pair(tmp_path_factory) -> Path:
     from helius.train.vae_task import VAETask
 
     fit(config, VAETask(config))
-    train_prior(tiny_config(root, "prior.max_steps=20"), root / "checkpoints" / "last.pt")
+    train_prior(tiny_config(root, "prior.train.max_steps=20"), root / "checkpoints" / "last.pt")
     return root

@@ -72,10 +72,13 @@ def tiny_config(root: Path, *overrides: str):
             f"train.checkpoint_dir={root / 'checkpoints'}",
             f"train.log_dir={root / 'runs'}",
             "train.device=cpu",
+            f"prior.train.checkpoint_dir={root / 'checkpoints'}",
+            f"prior.train.log_dir={root / 'runs' / 'prior'}",
+            "prior.train.device=cpu",
             "model.wave.noise_branch=false",  # so streamed output equals offline exactly
             "prior.chunk_frames=16",
             "prior.chunks=2",
-            "prior.batch_size=4",
+            "prior.train.batch_size=4",
             *overrides,
         ],
     )

@@ -108,3 +108,25 @@ def test_lowlatency_preset_keeps_its_latency_promise():
     vae = build_model(config.model, config.data.sample_rate)
     assert config.data.sample_rate == 44100 and vae.causal
     assert vae.latency_samples <= 512
+
+
+def test_the_prior_trains_by_its_own_train_section_and_reads_the_old_spelling():
+    config = load_config(None, ["prior.train.max_steps=7", "train.max_steps=99"])
+    assert config.prior.train.max_steps == 7 and config.train.max_steps == 99
+    # The prior's run has its own defaults, not the VAE's (30,000 steps, batch 8).
+    assert load_config(None).prior.train.max_steps is None
+    assert load_config(None).prior.train.batch_size == 16
+    # Configs and checkpoints written before prior.train: the flat keys move into it.
+    old = load_config(None, ["prior.max_steps=5", "prior.batch_size=3"])
+    assert (old.prior.train.max_steps, old.prior.train.batch_size) == (5, 3)
+    with pytest.raises(ConfigError, match="prior.max_steps .* and as prior.train.max_steps"):
+        load_config(None, ["prior.max_steps=5", "prior.train.max_steps=6"])
+
+
+def test_the_shared_train_section_holds_no_system_objective():
+    from helius.config import PriorTrainConfig, TrainConfig, VAETrainConfig
+
+    objective = {"loss", "kl", "adversarial", "crop_seconds", "active_dim_threshold"}
+    assert not objective & set(TrainConfig.model_fields)
+    assert objective <= set(VAETrainConfig.model_fields)
+    assert not objective & set(PriorTrainConfig.model_fields)

@@ -205,9 +205,9 @@ def _stage_prior(run: _Run, context: dict) -> None:
     from helius.train.prior_task import train_prior
 
     budget = (
-        "prior.max_steps=4"
+        "prior.train.max_steps=4"
         if context["tiny"]
-        else f"prior.max_minutes={context['minutes'] * SHARES['prior']:.4f}"
+        else f"prior.train.max_minutes={context['minutes'] * SHARES['prior']:.4f}"
     )
     config = _config(
         run,
@@ -215,13 +215,16 @@ def _stage_prior(run: _Run, context: dict) -> None:
         WAVE_PRESET,
         "wave",
         run.out / "data",
-        "prior.epochs=1000",
+        "prior.train.epochs=1000",
         budget,
+        f"prior.train.seed={context['seed']}",
+        f"prior.train.checkpoint_dir={run.out / 'checkpoints' / 'wave'}",
+        f"prior.train.log_dir={run.out / 'runs' / 'wave' / 'prior'}",
     )
     vae = run.out / run.record["checkpoints"]["wave VAE"]
     _, final, _ = train_prior(config, vae)
     run.record["checkpoints"]["prior"] = run.rel(final)
-    run.record["logs"]["prior"] = run.rel(Path(config.train.log_dir) / "prior")
+    run.record["logs"]["prior"] = run.rel(Path(config.prior.train.log_dir))
 
 
 def _stage_dream(run: _Run, context: dict) -> None:

@@ -22,8 +22,10 @@ WAVE_PRESET = [  # a light streaming wave VAE at 22.05 kHz: one latent frame per
     "prior.hidden_size=128",
     "prior.chunk_frames=16",
     "prior.chunks=4",
-    "prior.batch_size=8",
-    "prior.learning_rate=0.002",
+    "prior.train.batch_size=8",
+    "prior.train.learning_rate=0.002",
+    "prior.train.warmup_steps=50",
+    "prior.train.val_every_steps=100",
 ]
 CLIP_PRESET = [  # one latent per 1-second one-shot at 22.05 kHz
     "data.sample_rate=22050",
@@ -59,7 +61,8 @@ TINY = [  # seconds, not minutes: for the tests
     "prior.hidden_size=16",
     "prior.chunk_frames=8",
     "prior.chunks=2",
-    "prior.batch_size=2",
+    "prior.train.batch_size=2",
+    "prior.train.val_every_steps=1000",
     "train.batch_size=2",
     "train.val_every_steps=1000",
 ]

@@ -64,9 +64,9 @@ def test_seed_command_trains_the_prior_and_reuses_the_cache(trained_pair, tmp_pa
     settings = [
         f"data.train_index={config.data.train_index}",
         f"data.val_index={config.data.val_index}",
-        f"train.checkpoint_dir={tmp_path}",
-        f"train.log_dir={tmp_path / 'runs'}",
-        "prior.max_steps=2",
+        f"prior.train.checkpoint_dir={tmp_path}",
+        f"prior.train.log_dir={tmp_path / 'runs'}",
+        "prior.train.max_steps=2",
         "prior.chunk_frames=16",
         "prior.chunks=2",
     ]
@@ -118,15 +118,18 @@ def test_train_prior_takes_its_data_and_folder_from_the_vae_unless_set(
     vae_data = trained_pair / "data"
     config = data_of_the_vae(load_config(tiny), vae, [])
     assert config.data.train_index == str(vae_data / "train_index.txt")
-    assert config.train.checkpoint_dir == str(trained_pair / "checkpoints")
+    assert config.prior.train.checkpoint_dir == str(trained_pair / "checkpoints")
     chosen = data_of_the_vae(
         load_config(tiny, ["data.val_index=mine.txt"]), vae, ["data.val_index=mine.txt"]
     )
     assert chosen.data.val_index == "mine.txt"
     assert chosen.data.train_index == str(vae_data / "train_index.txt")
 
-    settings = [f"train.checkpoint_dir={tmp_path}", f"train.log_dir={tmp_path / 'runs'}"]
-    settings += ["prior.max_steps=2", "prior.chunk_frames=16", "prior.chunks=2"]
+    settings = [
+        f"prior.train.checkpoint_dir={tmp_path}",
+        f"prior.train.log_dir={tmp_path / 'runs'}",
+    ]
+    settings += ["prior.train.max_steps=2", "prior.chunk_frames=16", "prior.chunks=2"]
     argv = ["train-prior", "--config", str(tiny), "--vae_ckpt", str(vae), "--quiet"]
     assert main([*argv, *(a for s in settings for a in ("--set", s))]) == 0
     printed = capsys.readouterr().out

@@ -7,9 +7,11 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from helius import progress
+from helius import progress, registry
 from helius.cli.common import add_config_options, command, config_from
 from helius.config import HeliusConfig, config_to_yaml
+from helius.config.base import read_raw, validate
+from helius.errors import ConfigError
 
 
 def add_commands(commands) -> None:
@@ -25,10 +27,37 @@ def _add_config_commands(commands) -> None:
     actions = config.add_subparsers(title="actions", metavar="ACTION")
     show = command(actions, "show", _run_config_show, "print the config after file and --set")
     add_config_options(show)
+    show.add_argument(
+        "--system",
+        choices=sorted(registry.KINDS),
+        default=None,
+        help="the model kind whose config to show (default: the one model.kind names); "
+        "helius config kinds lists them",
+    )
+    command(actions, "kinds", _run_config_kinds, "list the model kinds and their systems")
 
 
 def _run_config_show(args: argparse.Namespace) -> int:
-    print(config_to_yaml(config_from(args)), end="")
+    if args.system is None:
+        config = config_from(args)
+    else:
+        kind = registry.get(args.system)
+        raw, source = read_raw(args.config, args.overrides)
+        if kind.section == "model":  # the kind asked for, unless the file names one
+            raw.setdefault("model", {}).setdefault("kind", kind.name)
+        config = validate(kind.config_schema(), raw, source)
+        if kind.section == "model" and config.model.kind != kind.name:
+            raise ConfigError(
+                f"{source} is a {config.model.kind} config, not {kind.name}: drop --system "
+                "or model.kind"
+            )
+    print(config_to_yaml(config), end="")
+    return 0
+
+
+def _run_config_kinds(args: argparse.Namespace) -> int:
+    for kind in registry.KINDS.values():
+        print(f"{kind.name:<10} {kind.system:<12} {kind.summary}")
     return 0
 
 

@@ -113,7 +113,7 @@ def run_train_prior(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) == 0:
         print(
             f"encoding the VAE's latents of {config.data.train_index} and "
-            f"{config.data.val_index}; the prior is saved in {config.train.checkpoint_dir}"
+            f"{config.data.val_index}; the prior is saved in {config.prior.train.checkpoint_dir}"
         )
     result, final, latents = train_prior(config, args.vae_ckpt, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
@@ -145,11 +145,13 @@ def data_of_the_vae(config, vae_checkpoint: Path, overrides: list[str]):
         for name in ("train_index", "val_index")
         if f"data.{name}" not in given
     }
-    train = {} if "train.checkpoint_dir" in given else {"checkpoint_dir": vae.train.checkpoint_dir}
+    train = config.prior.train
+    if "prior.train.checkpoint_dir" not in given:
+        train = train.model_copy(update={"checkpoint_dir": vae.train.checkpoint_dir})
     return config.model_copy(
         update={
             "data": config.data.model_copy(update=data),
-            "train": config.train.model_copy(update=train),
+            "prior": config.prior.model_copy(update={"train": train}),
         }
     )
 

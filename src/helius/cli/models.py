@@ -8,6 +8,7 @@ import math
 import os
 from pathlib import Path
 
+from helius import registry
 from helius.cli.common import add_config_options, add_vae_checkpoint, command, config_from
 from helius.errors import ConfigError
 
@@ -24,7 +25,10 @@ def add_commands(commands) -> None:
         "--resume", action="store_true", help="continue exactly from checkpoint_dir/last.pt"
     )
     train.add_argument(
-        "--device", default=None, help="override train.device: auto, cpu, cuda, cuda:N, mps"
+        "--device",
+        default=None,
+        help="override train.device (prior.train.device with --train_prior_only): auto, cpu, "
+        "cuda, cuda:N, mps",
     )
     train.add_argument(
         "--train_prior_only",
@@ -67,6 +71,9 @@ def add_commands(commands) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
+    if args.device:  # the run's device: the VAE's train section, or the prior's
+        section = "prior.train" if args.train_prior_only else "train"
+        args.overrides = [*args.overrides, f"{section}.device={args.device}"]
     if args.train_prior_only:
         from helius.cli.generate import run_train_prior
 
@@ -74,13 +81,9 @@ def _run_train(args: argparse.Namespace) -> int:
             raise ConfigError("--train_prior_only needs --vae_ckpt (a trained wave VAE)")
         return run_train_prior(args)
     from helius.train.trainer import fit
-    from helius.train.vae_task import VAETask
 
-    overrides = list(args.overrides)
-    if args.device:
-        overrides.append(f"train.device={args.device}")
-    config = config_from(argparse.Namespace(config=args.config, overrides=overrides))
-    result = fit(config, VAETask(config), resume=args.resume)
+    config = config_from(args)
+    result = fit(config, registry.get(config.model.kind).task(config), resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:
         return 0  # under torchrun, rank 0 reports for everyone
     speed = result.audio_seconds / max(result.elapsed_seconds, 1e-9)
@@ -123,12 +126,11 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from helius.models.checkpoint import load_vae
     from helius.train.trainer import VALIDATION_SEED
-    from helius.train.vae_task import VAETask
 
     model, config = load_vae(args.vae_ckpt)
     # The same noise draws as validation during training, so the numbers agree with best.pt's.
     torch.manual_seed(VALIDATION_SEED)
-    task = VAETask(config, hop_samples=int(model.hop_samples))
+    task = registry.get(config.model.kind).task(config, hop_samples=int(model.hop_samples))
     dataset = task.eval_dataset(args.index)
     metrics = task.validate(model, iter(DataLoader(dataset, config.train.batch_size))).record()
     metrics.pop("latent_health", None)

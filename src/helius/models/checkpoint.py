@@ -2,7 +2,8 @@
 
 A checkpoint is a plain dict of tensors and builtins, so `torch.load(weights_only=True)` reads
 it without unpickling arbitrary objects:
-  format, kind ("vae" or "prior"), config (the full resolved config as plain data),
+  format, kind (what it holds: "vae", "prior"; see helius.registry), config (its system's
+  resolved config as plain data),
   model (state dict), ema (state dict or None), optimizer, scheduler, step, epoch,
   batches_in_epoch, rng, metrics, latent_health, helius_version.
 """
@@ -16,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from helius import __version__
+from helius import __version__, registry
 from helius.config import HeliusConfig, validate_config
 from helius.errors import HeliusError
 from helius.files import atomic_output
@@ -58,29 +59,59 @@ def load_checkpoint(
     return payload
 
 
-def checkpoint_config(payload: dict[str, Any], path: str | os.PathLike = "") -> HeliusConfig:
-    """The resolved config stored in a checkpoint."""
+def checkpoint_config(payload: dict[str, Any], path: str | os.PathLike = "") -> Any:
+    """The resolved config stored in a checkpoint, validated by its kind's schema (configs
+    stored before `prior.train` existed load too: the prior's schema moves their keys)."""
     return validate_config(payload["config"], f"config stored in {path}")
 
 
-def load_vae(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu", use_ema: bool = True
-) -> tuple[nn.Module, HeliusConfig]:
-    """Rebuild a trained VAE (eval mode) from its checkpoint alone."""
-    from helius.models import build_model
+def checkpoint_kind_entry(payload: dict[str, Any], config: Any, path) -> registry.Kind:
+    """The registry entry of the model a checkpoint holds: the kinds that write its stored
+    `kind`, narrowed by the config's model.kind where several do (wave_vae, clip_vae)."""
+    stored = payload.get("kind")
+    candidates = [k for k in registry.KINDS.values() if k.checkpoint_kind == stored]
+    if len(candidates) > 1:
+        candidates = [k for k in candidates if k.name == config.model.kind]
+    if len(candidates) != 1:
+        raise CheckpointError(f"{path} holds a model of kind {stored!r} that no system builds")
+    return candidates[0]
 
-    payload = load_checkpoint(path, kind="vae", map_location=map_location)
+
+def load_model(
+    path: str | os.PathLike,
+    kind: str | None = None,
+    map_location: str | torch.device = "cpu",
+    use_ema: bool = True,
+) -> tuple[nn.Module, Any]:
+    """Rebuild any registered model (eval mode) from its checkpoint alone; `kind` ("vae",
+    "prior", ...) checks what the file holds. Returns the model and the stored config."""
+    payload = load_checkpoint(path, kind=kind, map_location=map_location)
     config = checkpoint_config(payload, path)
-    model = build_model(config.model, config.data.sample_rate, 1 if config.data.mono else 2)
+    entry = checkpoint_kind_entry(payload, config, path)
+    model = entry.build(config)
     state = payload["ema"] if use_ema and payload.get("ema") else payload["model"]
     try:
         model.load_state_dict(state)
     except RuntimeError as error:
         raise CheckpointError(
-            f"{path}: weights do not fit the {config.model.kind} architecture in its config "
+            f"{path}: weights do not fit the {entry.name} architecture in its config "
             f"({str(error).splitlines()[0][:200]}); was it written by another Helius version?"
         ) from None
     return model.to(map_location).eval(), config
+
+
+def load_vae(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu", use_ema: bool = True
+) -> tuple[nn.Module, Any]:
+    """Rebuild a trained VAE (wave_vae or clip_vae, eval mode) from its checkpoint alone."""
+    return load_model(path, "vae", map_location, use_ema)
+
+
+def load_prior(
+    path: str | os.PathLike, map_location: str | torch.device = "cpu"
+) -> tuple[nn.Module, Any]:
+    """Rebuild a trained latent prior (eval mode) from its checkpoint alone."""
+    return load_model(path, "prior", map_location)
 
 
 def rotate(folder: Path, pattern: str, keep: int) -> None:
@@ -92,25 +123,6 @@ def rotate(folder: Path, pattern: str, keep: int) -> None:
 
     for old in sorted(folder.glob(pattern), key=number)[:-keep]:
         old.unlink(missing_ok=True)
-
-
-def load_prior(
-    path: str | os.PathLike, map_location: str | torch.device = "cpu"
-) -> tuple[nn.Module, HeliusConfig]:
-    """Rebuild a trained latent prior (eval mode) from its checkpoint alone."""
-    from helius.models.prior import build_prior
-
-    payload = load_checkpoint(path, kind="prior", map_location=map_location)
-    config = checkpoint_config(payload, path)
-    prior = build_prior(config.prior, config.model.latent_dim)
-    try:
-        prior.load_state_dict(payload["model"])
-    except RuntimeError as error:
-        raise CheckpointError(
-            f"{path}: weights do not fit the {config.prior.kind} prior in its config "
-            f"({str(error).splitlines()[0][:200]})"
-        ) from None
-    return prior.to(map_location).eval(), config
 
 
 def check_pair(vae_config: HeliusConfig, prior_config: HeliusConfig, prior_path) -> None:

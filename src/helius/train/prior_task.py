@@ -82,25 +82,14 @@ class PriorTask(Task):
     def __init__(self, config: HeliusConfig, vae_checkpoint: str | os.PathLike) -> None:
         self.vae_checkpoint = Path(vae_checkpoint)
         self.vae, vae_config = load_vae(self.vae_checkpoint)
-        # The prior runs on the VAE's data and model settings and on its own training settings.
-        prior = config.prior
-        train = config.train.model_copy(
-            update={
-                "epochs": prior.epochs,
-                "batch_size": prior.batch_size,
-                "learning_rate": prior.learning_rate,
-                "max_steps": prior.max_steps,
-                "max_minutes": prior.max_minutes,
-                "log_dir": str(Path(config.train.log_dir) / "prior"),
-                "ema_decay": None,
-            }
-        )
+        # The prior runs on the VAE's data and model settings and on its own training section
+        # (prior.train), which is the run's train section for the shared trainer.
         # Latents are encoded at the VAE's rate from the indexes this config names.
         data = vae_config.data.model_copy(
             update={"train_index": config.data.train_index, "val_index": config.data.val_index}
         )
         self.config = config.model_copy(
-            update={"model": vae_config.model, "data": data, "train": train}
+            update={"model": vae_config.model, "data": data, "train": config.prior.train}
         )
         self.vae_sample_rate = vae_config.data.sample_rate
         self.channels = 1 if vae_config.data.mono else 2

@@ -10,12 +10,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from helius import fidelity, metrics, progress
+from helius import fidelity, metrics, progress, registry
 from helius.config import HeliusConfig
 from helius.data.dataset import SegmentDataset
 from helius.errors import DataError
 from helius.losses import CLIP_FFT_SIZES, WAVE_FFT_SIZES, beta_at, kl_loss, reconstruction_loss
-from helius.models import build_model
 from helius.train.adversarial import AdversarialPhase
 from helius.train.logging import TrainLogger
 from helius.train.runtime import unwrap
@@ -74,7 +73,7 @@ class VAETask(Task):
         return self.config.model.kind == "clip_vae"
 
     def build_model(self) -> nn.Module:
-        model = build_model(self.config.model, self.sample_rate, self.channels)
+        model = registry.get(self.config.model.kind).build(self.config)
         self._hop = int(model.hop_samples)
         if hasattr(model, "calibrate") and Path(self.config.data.train_index).is_file():
             model.calibrate(self._calibration_audio())

@@ -1,27 +1,16 @@
-"""Typed configuration: pydantic sections, YAML loading and `--set section.key=value` overrides.
-
-One `HeliusConfig` travels from the YAML file into the trainer and into every checkpoint.
-Unknown keys and wrong types fail at load with the field's dotted path, the offending value
-and the file they came from.
+"""The audio VAE systems' config (Helius core's wave VAE and latent prior, LatentAudio's clip
+VAE): data preparation, the two model designs, their training objective, and the prior.
 """
 
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from helius.errors import ConfigError
-
-DEFAULT_CONFIG_PATH = Path("configs/config.yaml")
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+from helius.config.base import Section
+from helius.config.train import TrainConfig
 
 
 class DataConfig(Section):
@@ -183,49 +172,29 @@ class AdversarialConfig(Section):
     channels: int = Field(32, ge=1, description="discriminator width")
 
 
-class TrainConfig(Section):
-    """Optimisation and bookkeeping shared by every trained model."""
+class VAETrainConfig(TrainConfig):
+    """The audio VAEs' training: the shared section plus their objective."""
 
-    # Training ends at whichever of these limits comes first (at least one must be set).
-    max_steps: int | None = Field(
-        30000, ge=1, description="stop after this many steps (the KL warm-up lies inside)"
-    )
-    epochs: int | None = Field(None, ge=1, description="stop after this many epochs")
-    max_minutes: float | None = Field(
-        None, gt=0, description="stop (and save) after this much wall-clock training time"
-    )
-    batch_size: int = Field(8, ge=1)
     crop_seconds: float | None = Field(
         None, gt=0, description="random crop of each segment (wave VAE); None: whole segment"
     )
-    learning_rate: float = Field(1e-3, gt=0)
-    weight_decay: float = Field(0.0, ge=0)
-    betas: tuple[float, float] = (0.9, 0.999)
-    grad_accum_steps: int = Field(1, ge=1)
-    grad_clip: float | None = Field(1.0, gt=0, description="max gradient norm; None: off")
-    lr_schedule: Literal["constant", "cosine", "plateau"] = "constant"
-    warmup_steps: int = Field(
-        200, ge=0, description="linear LR warm-up (constant, cosine; plateau starts at full rate)"
-    )
-    plateau_patience: int = Field(10, ge=1, description="validations without improvement")
-    plateau_factor: float = Field(0.5, gt=0, lt=1)
-    ema_decay: float | None = Field(None, gt=0, lt=1, description="e.g. 0.999; None: off")
-    val_every_steps: int = Field(500, ge=1)
-    early_stopping_patience: int | None = Field(None, ge=1, description="validations")
-    keep_last: int = Field(3, ge=1, description="epoch checkpoints kept")
-    max_nonfinite_steps: int = Field(5, ge=1, description="then reload and halve the LR")
     active_dim_threshold: float = Field(0.01, ge=0, description="KL (nats) of an active dim")
-    seed: int = 0
-    device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")
-    amp: bool = Field(True, description="bf16 autocast on CUDA")
-    compile: bool = Field(False, description="torch.compile the model")
-    num_workers: int = Field(0, ge=0, description="data loader processes")
-    checkpoint_dir: str = "checkpoints"
-    log_dir: str = "runs"
-    log_audio_every_steps: int = Field(2000, ge=1)
     loss: LossConfig = Field(default_factory=LossConfig)
     kl: BetaConfig = Field(default_factory=BetaConfig)
     adversarial: AdversarialConfig = Field(default_factory=AdversarialConfig)
+
+
+class PriorTrainConfig(TrainConfig):
+    """The prior's own training run (`prior.train`): the shared section with prior defaults."""
+
+    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
+    epochs: int | None = Field(10, ge=1, description="stop after this many epochs")
+    batch_size: int = Field(16, ge=1)
+    log_dir: str = Field("runs/prior", description="TensorBoard folder of the prior's run")
+
+
+# Training keys the prior section had before `prior.train` (still read, moved on load).
+_PRIOR_TRAIN_KEYS = ("epochs", "batch_size", "learning_rate", "max_steps", "max_minutes")
 
 
 class PriorConfig(Section):
@@ -240,100 +209,38 @@ class PriorConfig(Section):
     chunk_frames: int = Field(32, ge=2, description="frames per training chunk")
     chunks: int = Field(4, ge=1, description="chunks per training item, state carried over")
     context_frames: int = Field(256, ge=2, description="transformer attention window")
-    epochs: int = Field(10, ge=1)
-    batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(1e-3, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="stop after this many steps")
-    max_minutes: float | None = Field(None, gt=0, description="wall-clock training budget")
+    train: PriorTrainConfig = Field(default_factory=PriorTrainConfig)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_training_keys(cls, data: Any) -> Any:
+        """`prior.max_steps` and its siblings (configs and checkpoints written before
+        `prior.train`) mean `prior.train.max_steps`; a key given both ways must agree."""
+        if not isinstance(data, dict) or not any(key in data for key in _PRIOR_TRAIN_KEYS):
+            return data
+        data = dict(data)
+        train = dict(data.get("train") or {})
+        for key in _PRIOR_TRAIN_KEYS:
+            if key in data:
+                value = data.pop(key)
+                if train.setdefault(key, value) != value:
+                    raise ValueError(
+                        f"{key} is given as prior.{key} ({value!r}) and as prior.train.{key} "
+                        f"({train[key]!r}); keep prior.train.{key}"
+                    )
+        data["train"] = train
+        return data
 
 
-class HeliusConfig(Section):
+class AudioVAEConfig(Section):
+    """The config of the audio VAE systems (Helius core: wave_vae and its prior; LatentAudio:
+    clip_vae). `model.kind` picks the model; the registry maps it to this schema."""
+
     data: DataConfig = Field(default_factory=DataConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
-    train: TrainConfig = Field(default_factory=TrainConfig)
+    train: VAETrainConfig = Field(default_factory=VAETrainConfig)
     prior: PriorConfig = Field(default_factory=PriorConfig)
 
 
-def load_config(
-    path: str | os.PathLike | None = None, overrides: list[str] | None = None
-) -> HeliusConfig:
-    """Read a YAML config (None: the built-in defaults), apply `a.b=value` overrides, validate."""
-    raw: dict[str, Any] = {}
-    source = "defaults"
-    if path is not None:
-        source = str(path)
-        raw = _read_yaml(Path(path))
-    for override in overrides or []:
-        _apply_override(raw, override)
-        source = f"{source} + --set"
-    return validate_config(raw, source)
-
-
-def validate_config(raw: dict[str, Any], source: str = "config") -> HeliusConfig:
-    """Build a HeliusConfig from plain data, turning pydantic errors into one readable message."""
-    try:
-        return HeliusConfig.model_validate(raw)
-    except ValidationError as error:
-        raise ConfigError(f"invalid config ({source}):\n" + _describe(error)) from None
-
-
-def config_to_yaml(config: HeliusConfig) -> str:
-    return yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False)
-
-
-def _read_yaml(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ConfigError(
-            f"config file {path} does not exist (the default is {DEFAULT_CONFIG_PATH})"
-        )
-    try:
-        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
-        raise ConfigError(f"{path} is not valid YAML: {error}") from None
-    if loaded is None:
-        return {}
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"{path} must hold a mapping of sections (data, model, train, prior)")
-    return loaded
-
-
-def _apply_override(raw: dict[str, Any], override: str) -> None:
-    key, separator, text = override.partition("=")
-    parts = key.strip().split(".")
-    if not separator or len(parts) < 2 or not all(parts):
-        raise ConfigError(
-            f"--set {override!r}: expected section.key=value, e.g. data.sample_rate=44100"
-        )
-    try:
-        value = yaml.safe_load(text) if text.strip() else ""
-    except yaml.YAMLError:
-        value = text
-    node = raw
-    for part in parts[:-1]:
-        child = node.setdefault(part, {})
-        if not isinstance(child, dict):
-            raise ConfigError(f"--set {override!r}: {part} is a value, not a section")
-        node = child
-    node[parts[-1]] = value
-
-
-def _describe(error: ValidationError) -> str:
-    lines = []
-    for item in error.errors():
-        path = ".".join(str(part) for part in item["loc"])
-        if item["type"] == "extra_forbidden":
-            lines.append(f"  {path}: unknown key{_valid_keys_hint(item['loc'])}")
-        else:
-            lines.append(f"  {path}: {item['msg']} (got {item.get('input')!r})")
-    return "\n".join(lines)
-
-
-def _valid_keys_hint(location: tuple[Any, ...]) -> str:
-    model: type[BaseModel] = HeliusConfig
-    for part in location[:-1]:
-        field = model.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ""
-        model = annotation
-    return "; valid keys here: " + ", ".join(model.model_fields)
+# The name every module used before configs were split by system.
+HeliusConfig = AudioVAEConfig
