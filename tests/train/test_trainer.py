@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from helius.config import load_config
 from helius.errors import TrainingError
 from helius.models.checkpoint import load_checkpoint
-from helius.train import trainer
+from helius.train import run as run_setup
 from helius.train.task import Task, Validation
 from helius.train.trainer import fit
 
@@ -148,7 +148,7 @@ def test_resume_continues_exactly(tmp_path):
 def record_learning_rates(monkeypatch) -> list[float]:
     """The learning rate each optimiser step of the next fit uses, read as the step runs."""
     rates: list[float] = []
-    build_optimizer = trainer.build_optimizer
+    build_optimizer = run_setup.build_optimizer
 
     def build(model, config):
         optimizer = build_optimizer(model, config)
@@ -157,7 +157,7 @@ def record_learning_rates(monkeypatch) -> list[float]:
         )
         return optimizer
 
-    monkeypatch.setattr(trainer, "build_optimizer", build)
+    monkeypatch.setattr(run_setup, "build_optimizer", build)
     return rates
 
 
@@ -235,7 +235,7 @@ def test_accumulating_k_micro_batches_equals_one_batch_k_times_larger(
     tmp_path, monkeypatch, optimizer
 ):
     if optimizer == "sgd":
-        monkeypatch.setattr(trainer, "build_optimizer", SGD)
+        monkeypatch.setattr(run_setup, "build_optimizer", SGD)
 
     def one_step(name: str, batch_size: int, accumulate: int) -> dict[str, torch.Tensor]:
         config = toy_config(

@@ -91,7 +91,9 @@ def _as_tuple(value: Any) -> Any:
 
 @dataclass(frozen=True)
 class Runtime:
-    """This process's place in a (possibly distributed) run."""
+    """This process's place in a (possibly distributed) run. What differs between ranks is
+    decided here: who writes and reports (`is_main`), each rank's random stream
+    (`seed_streams`), and how the ranks agree (`any_rank`, `main_value`)."""
 
     device: torch.device
     rank: int = 0
@@ -107,6 +109,32 @@ class Runtime:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+    def seed_streams(self, seed: int, resumed_step: int | None = None) -> None:
+        """Give this rank a random stream of its own, once the model was built from the shared
+        `seed` (same initial weights on every rank). A resumed run (`resumed_step`) keeps the
+        stream last.pt restored on rank 0; that is rank 0's, so the other ranks, which would
+        otherwise draw the same noise, start streams of their own from the resume step."""
+        if resumed_step is None:
+            seed_everything(seed + 7919 * self.rank)
+        elif self.rank:
+            seed_everything(seed + 7919 * self.rank + 1_000_003 * resumed_step)
+
+    def any_rank(self, flag: bool) -> bool:
+        """True on every rank when `flag` is True on any rank; a barrier too."""
+        if not self.distributed:
+            return flag
+        value = torch.tensor([float(flag)], device=self.device)
+        dist.all_reduce(value, op=dist.ReduceOp.MAX)
+        return bool(value)
+
+    def main_value(self, value: float) -> float:
+        """Rank 0's `value` on every rank (its validation score, its clock)."""
+        if not self.distributed:
+            return value
+        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
+        dist.broadcast(tensor, src=0)
+        return float(tensor)
 
 
 MALLOC_TUNING_ENV = "HELIUS_MALLOC_TUNING"  # "0" leaves the C allocator as it is
