@@ -152,6 +152,22 @@ def test_seed_script_defaults_to_generated_generated_wav(trained_pair, tmp_path)
     assert completed.returncode == 0, completed.stderr
     assert sf.info(str(tmp_path / "generated" / "generated.wav")).frames == 16000
     assert "x real time" in completed.stdout
+    # --config is checked against the checkpoint: the pair was trained without the noise branch
+    assert "model.wave.noise_branch True vs False" in completed.stderr
+    assert "the checkpoint's own config is used" in completed.stderr
+
+
+def test_a_config_that_matches_the_checkpoint_draws_no_note(trained_pair, tmp_path, capsys):
+    from helius.cli.common import check_config_matches
+
+    same = tmp_path / "same.yaml"
+    same.write_text(
+        (REPO / "configs" / "tiny.yaml")
+        .read_text()
+        .replace("    causal: true", "    causal: true\n    noise_branch: false")
+    )
+    check_config_matches(same, trained_pair / "checkpoints" / "last.pt")
+    assert capsys.readouterr().err == ""
 
 
 def test_bad_requests_fail_clearly(trained_pair, tmp_path, capsys):

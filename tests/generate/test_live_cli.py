@@ -21,8 +21,8 @@ from live_fakes import (
     tiny_causal_vae,
 )
 
-from helius.cli import live as live_cli
 from helius.cli import main
+from helius.cli.core import live as live_cli
 from helius.errors import MissingToolError
 from helius.generate import live
 from helius.generate.live import LiveSession

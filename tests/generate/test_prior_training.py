@@ -110,7 +110,7 @@ def test_train_prior_takes_its_data_and_folder_from_the_vae_unless_set(
 ):
     """--config's data paths (here tiny.yaml's data/..., absent in this folder) do not decide
     which latents the prior learns: the VAE checkpoint's indexes do (#14 item 4)."""
-    from helius.cli.generate import data_of_the_vae
+    from helius.cli.core.generate import data_of_the_vae
     from helius.config import load_config
 
     vae = trained_pair / "checkpoints" / "last.pt"

@@ -1,7 +1,8 @@
 """The `helius` command: parses arguments and calls the library, one function per subcommand.
 
-Subcommands live beside this file by area (data.py, models.py); each module's `add_commands`
-registers its parsers.
+Subcommands live beside this file, one module per system (core/ for the wave VAE and its prior,
+explore.py for LatentAudio) and one per shared area (data.py, models.py, demo.py); each has a
+SYSTEM name and an `add_commands` that registers its parsers.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import sys
 from collections.abc import Sequence
 
 from helius import __version__, progress
-from helius.cli import data, demo, explore, export, generate, live, models
+from helius.cli import core, data, demo, explore, models
 from helius.cli.common import apply_threads
 from helius.errors import HeliusError
 
@@ -34,14 +35,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-EPILOG = """\
-start here:  helius demo        the whole pipeline on built-in sounds, on the CPU (~5 min)
-data:        prep, validate-data, demo-data, config show
-train:       train, train-prior, eval, recon
-generate:    dream, stream, live, export
-look:        explore, report
-Each command explains its options, with defaults and units: helius COMMAND --help.
-Guides: docs/core.md (the pipeline), docs/explorer.md (the explorer)."""
+START = "start here:  helius demo   the whole pipeline on built-in sounds, on the CPU (~5 min)"
+GUIDES = (
+    "Each command explains its options, with defaults and units: helius COMMAND --help.\n"
+    "Guides: docs/core.md (the pipeline), docs/explorer.md (the explorer), "
+    "docs/architecture.md (the layers, the model kinds)."
+)
+# One module per system (each has SYSTEM and add_commands); the help lists commands by system.
+MODULES = (data, models, demo, core, explore)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -52,16 +53,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="helius",
         description="Learn neural audio models from your own sounds; generate, transform, explore.",
-        epilog=EPILOG,
         formatter_class=_Formatter,
     )
     parser.add_argument("--version", action="version", version=f"helius {__version__}")
     commands = parser.add_subparsers(title="commands", metavar="COMMAND")
-    data.add_commands(commands)
-    demo.add_commands(commands)
-    models.add_commands(commands)
-    generate.add_commands(commands)
-    export.add_commands(commands)
-    live.add_commands(commands)
-    explore.add_commands(commands)
+    by_system: dict[str, list[str]] = {}
+    for module in MODULES:
+        before = set(commands.choices)
+        module.add_commands(commands)
+        added = [name for name in commands.choices if name not in before]
+        by_system.setdefault(module.SYSTEM, []).extend(added)
+    width = max(len(system) for system in by_system) + 2
+    groups = [f"{system + ':':<{width}} {', '.join(names)}" for system, names in by_system.items()]
+    parser.epilog = "\n".join([START, "commands by system:", *groups, GUIDES])
     return parser

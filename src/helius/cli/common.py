@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -89,3 +90,36 @@ def torch_threads() -> int:
     import torch
 
     return torch.get_num_threads()
+
+
+def check_config_matches(config_path: Path | None, vae_checkpoint: Path) -> None:
+    """--config beside a checkpoint: the checkpoint's own config is what runs; when the file
+    describes another model (other model keys or sample rate), say which keys differ."""
+    if config_path is None:
+        return
+    from helius.models.checkpoint import checkpoint_config, load_checkpoint
+
+    given = load_config(config_path)
+    stored = checkpoint_config(load_checkpoint(vae_checkpoint), vae_checkpoint)
+    differ = _differences(
+        {"model": given.model.model_dump(), "data.sample_rate": given.data.sample_rate},
+        {"model": stored.model.model_dump(), "data.sample_rate": stored.data.sample_rate},
+    )
+    if differ:
+        shown = ", ".join(differ[:4]) + (f" and {len(differ) - 4} more" if len(differ) > 4 else "")
+        print(
+            f"note: {config_path} describes another model than {vae_checkpoint} ({shown}); "
+            "the checkpoint's own config is used",
+            file=sys.stderr,
+        )
+
+
+def _differences(given: dict, stored: dict, prefix: str = "") -> list[str]:
+    found = []
+    for key in given:
+        path = f"{prefix}{key}"
+        if isinstance(given[key], dict) and isinstance(stored.get(key), dict):
+            found += _differences(given[key], stored[key], f"{path}.")
+        elif given[key] != stored.get(key):
+            found.append(f"{path} {given[key]!r} vs {stored.get(key)!r}")
+    return found

@@ -13,6 +13,8 @@ from helius.config import HeliusConfig, config_to_yaml
 from helius.config.base import read_raw, validate
 from helius.errors import ConfigError
 
+SYSTEM = "every system"
+
 
 def add_commands(commands) -> None:
     _add_config_commands(commands)

@@ -9,6 +9,8 @@ from pathlib import Path
 from helius import progress
 from helius.cli.common import command
 
+SYSTEM = "every system"
+
 
 def add_commands(commands) -> None:
     demo = command(

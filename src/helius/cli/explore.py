@@ -13,6 +13,9 @@ from helius.errors import ConfigError
 LOCAL_NAMES = ["127.0.0.1", "localhost"]
 
 
+SYSTEM = "LatentAudio"
+
+
 def add_commands(commands) -> None:
     explore = command(
         commands,

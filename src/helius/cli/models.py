@@ -12,6 +12,8 @@ from helius import registry
 from helius.cli.common import add_config_options, add_vae_checkpoint, command, config_from
 from helius.errors import ConfigError
 
+SYSTEM = "every system"
+
 
 def add_commands(commands) -> None:
     train = command(
@@ -75,7 +77,7 @@ def _run_train(args: argparse.Namespace) -> int:
         section = "prior.train" if args.train_prior_only else "train"
         args.overrides = [*args.overrides, f"{section}.device={args.device}"]
     if args.train_prior_only:
-        from helius.cli.generate import run_train_prior
+        from helius.cli.core.generate import run_train_prior
 
         if args.vae_ckpt is None:
             raise ConfigError("--train_prior_only needs --vae_ckpt (a trained wave VAE)")

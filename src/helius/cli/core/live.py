@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helius import progress
 from helius.cli.common import add_vae_checkpoint, command
-from helius.cli.generate import add_transform_options, transform_from
+from helius.cli.core.generate import add_transform_options, transform_from
 from helius.errors import ConfigError
 
 STATUS_INTERVAL_SECONDS = 1.0

@@ -1,4 +1,4 @@
-"""CLI for the prior and generation: train-prior, dream, stream."""
+"""CLI for the prior and generation: train-prior, dream, stream (Helius core)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,16 @@ from pathlib import Path
 from helius.cli.common import (
     add_config_options,
     add_vae_checkpoint,
+    check_config_matches,
     command,
     config_from,
     torch_threads,
 )
 
-SEED_CONFIG_HELP = "accepted for the seed's command lines; checkpoints carry their own config"
+SEED_CONFIG_HELP = (
+    "the config the VAE was trained with (the seed's command lines pass it): checkpoints carry "
+    "their own config, so this only checks that it describes the same model and says where not"
+)
 
 
 def add_commands(commands) -> None:
@@ -159,6 +163,7 @@ def data_of_the_vae(config, vae_checkpoint: Path, overrides: list[str]):
 def _run_dream(args: argparse.Namespace) -> int:
     from helius.generate.dream import dream_to_file
 
+    check_config_matches(args.config, args.vae_ckpt)
     result = dream_to_file(
         args.vae_ckpt,
         args.prior_ckpt,
@@ -179,6 +184,7 @@ def _run_dream(args: argparse.Namespace) -> int:
 def _run_stream(args: argparse.Namespace) -> int:
     from helius.generate.stream import stream_file
 
+    check_config_matches(args.config, args.vae_ckpt)
     result = stream_file(
         args.vae_ckpt,
         args.input_wav,
