@@ -1,4 +1,5 @@
-"""Benchmark streaming and dreaming on one CPU thread at 44.1 kHz: real-time factors, latency, RSS.
+"""Benchmark streaming and dreaming on one CPU thread at each config's own sample rate: real-time
+factors, latency, RSS.
 
 Each measurement runs in a fresh process (so peak RSS is its own) with untrained weights (speed
 does not depend on training):
@@ -7,6 +8,8 @@ does not depend on training):
     (configs/lowlatency.yaml), with the algorithmic latency (block + one frame + PQMF delay);
   * dream real-time factor for 60 s with the GRU and the Transformer prior (prior defaults);
   * peak RSS of dreaming 10 s and 10 min with the GRU prior (flat memory is the promise).
+Each row records the sample rate it ran at and the cores other processes used meanwhile (other
+work on a shared machine slows every figure); the JSON records the load average at the start.
 Prints a table and writes bench/results/stream-<date>-<host>.json.
 
     python bench/stream.py [--dream-seconds 60] [--long-seconds 600] [--blocks 512 2048 8192]
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import os
 import platform
 import resource
 import subprocess
@@ -24,9 +28,10 @@ import sys
 import time
 from pathlib import Path
 
+from train_speed import busy_cpu_seconds, other_cpu_cores, own_cpu_seconds  # bench/ is on sys.path
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
-SAMPLE_RATE = 44100
 TARGETS = {  # (config, block) -> x real time; dreaming with the GRU prior
     ("config.yaml", 2048): 20.0,
     ("lowlatency.yaml", 512): 8.0,
@@ -44,9 +49,10 @@ def child(spec: dict) -> dict:
 
     torch.set_num_threads(1)
     torch.manual_seed(0)
-    overrides = [f"data.sample_rate={SAMPLE_RATE}", *spec.get("overrides", [])]
-    config = load_config(REPO / "configs" / spec["config"], overrides)
-    vae = build_model(config.model, SAMPLE_RATE).eval()
+    config = load_config(REPO / "configs" / spec["config"], spec.get("overrides", []))
+    sample_rate = config.data.sample_rate
+    vae = build_model(config.model, sample_rate).eval()
+    load_before = (busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter())
     if spec["what"] == "stream":
         from helius.generate.stream import StreamProcessor
 
@@ -55,14 +61,14 @@ def child(spec: dict) -> dict:
         audio = np.random.default_rng(0).standard_normal((1, block)).astype(np.float32) * 0.1
         for _ in range(max(3, 8192 // block)):  # warm-up, and fill the caches
             processor.process(audio)
-        blocks = max(20, int(spec["seconds"] * SAMPLE_RATE / block))
+        blocks = max(20, int(spec["seconds"] * sample_rate / block))
         started = time.perf_counter()
         for _ in range(blocks):
             processor.process(audio)
         elapsed = time.perf_counter() - started
-        seconds = blocks * block / SAMPLE_RATE
+        seconds = blocks * block / sample_rate
         latency = block + processor.latency_samples
-        result = {"x_realtime": seconds / elapsed, "latency_ms": 1000 * latency / SAMPLE_RATE}
+        result = {"x_realtime": seconds / elapsed, "latency_ms": 1000 * latency / sample_rate}
     else:
         from helius.generate.dream import dream_audio
         from helius.models.prior import build_prior
@@ -71,7 +77,9 @@ def child(spec: dict) -> dict:
         started = time.perf_counter()
         samples = sum(b.shape[1] for b in dream_audio(vae, prior, spec["seconds"]))
         elapsed = time.perf_counter() - started
-        result = {"x_realtime": samples / SAMPLE_RATE / elapsed}
+        result = {"x_realtime": samples / sample_rate / elapsed}
+    result["sample_rate"] = sample_rate
+    result["other_cpu_cores"] = other_cpu_cores(*load_before)
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     result["params"] = sum(p.numel() for p in vae.parameters())
     return result
@@ -105,6 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(json.loads(args.child))))
         return 0
 
+    load_average = os.getloadavg()  # other work on the machine skews every figure
     base = {"overrides": args.overrides}
     rows = []
     for config in ("config.yaml", "lowlatency.yaml"):
@@ -123,7 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     args.results_dir.mkdir(parents=True, exist_ok=True)
     stamp = datetime.date.today().isoformat()
     path = args.results_dir / f"stream-{stamp}-{platform.node()}.json"
-    machine = {"host": platform.node(), "threads": 1, "python": platform.python_version()}
+    machine = {
+        "host": platform.node(),
+        "threads": 1,
+        "python": platform.python_version(),
+        "load_average_at_start": load_average,
+    }
     path.write_text(json.dumps({"machine": machine, "rows": rows, "targets": _targets()}, indent=2))
     print(f"\nwrote {path}")
     return 0
@@ -142,8 +156,8 @@ def _label(row: dict) -> str:
 
 def table(rows: list[dict]) -> str:
     lines = [
-        "| what | x real time | target | latency ms | peak RSS MB |",
-        "| --- | ---: | ---: | ---: | ---: |",
+        "| what | kHz | x real time | target | latency ms | peak RSS MB | other cores |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for row in rows:
         if row["what"] == "stream":
@@ -153,9 +167,11 @@ def table(rows: list[dict]) -> str:
                 TARGETS["dream_gru"] if row["prior"] == "gru" and not row.get("memory") else None
             )
         latency = f"{row['latency_ms']:.1f}" if "latency_ms" in row else ""
+        others = "?" if row["other_cpu_cores"] is None else f"{row['other_cpu_cores']:.1f}"
         lines.append(
-            f"| {_label(row)} | {row['x_realtime']:.1f} | "
-            f"{'' if target is None else f'>= {target:g}'} | {latency} | {row['peak_rss_mb']:.0f} |"
+            f"| {_label(row)} | {row['sample_rate'] / 1000:g} | {row['x_realtime']:.1f} | "
+            f"{'' if target is None else f'>= {target:g}'} | {latency} | {row['peak_rss_mb']:.0f} "
+            f"| {others} |"
         )
     return "\n".join(lines)
 
