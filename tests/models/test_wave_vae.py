@@ -105,6 +105,25 @@ def test_chunked_streaming_equals_offline(frames_per_chunk: int) -> None:
     assert (forward - forward_offline).abs().max() < 1e-5
 
 
+@pytest.mark.parametrize("frames_per_chunk", [1, 3, 16])
+def test_chunked_streaming_with_the_noise_branch_equals_offline_under_a_seed(
+    frames_per_chunk: int,
+) -> None:
+    model = tiny_model()  # the noise branch is on by default
+    latents = torch.randn(2, 4, 40, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        torch.manual_seed(7)
+        offline = model.decode(latents)
+        torch.manual_seed(8)
+        other_noise = model.decode(latents)
+        model.streaming(True)
+        torch.manual_seed(7)
+        chunks = latents.split(frames_per_chunk, dim=-1)
+        streamed = torch.cat([model.decode(chunk) for chunk in chunks], dim=-1)
+    assert (offline - other_noise).abs().max() > 1e-3  # the noise reaches the output
+    assert (streamed - offline).abs().max() < 1e-5
+
+
 def test_streaming_is_per_instance_and_reset_repeats_a_pass() -> None:
     streaming = tiny_model(noise_branch=False).streaming(True)
     offline = tiny_model(noise_branch=False)

@@ -1,5 +1,6 @@
-"""TorchScript twins (export and the streaming engine) give what the Python layers give in
-streaming mode, with trained-looking weights (Snake alphas far from 1), for batches of 1 and 2."""
+"""The cached layers script with TorchScript themselves (what export and the streaming engine
+run): scripted, they give what the Python layers give in streaming mode, with trained-looking
+weights (Snake alphas far from 1), for batches of 1 and 2, and a shared counter resets them."""
 
 from __future__ import annotations
 
@@ -7,8 +8,7 @@ import pytest
 import torch
 
 from helius.nn.blocks import DownStage, ResidualUnit, UpStage
-from helius.nn.scriptable import StreamSnakeResidual, scriptable_twin
-from helius.nn.streaming import set_streaming
+from helius.nn.streaming import reset_streaming_state, set_streaming, share_reset_counter
 
 pytestmark = pytest.mark.filterwarnings(
     "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
@@ -36,27 +36,31 @@ def _randomise(module: torch.nn.Module, seed: int) -> None:
     ],
     ids=["unit", "down", "up"],
 )
-def test_twin_streams_like_the_python_layers(build, channels: int, activation: str, batch: int):
+def test_scripted_layers_stream_like_the_python_layers(
+    build, channels: int, activation: str, batch: int
+):
     torch.manual_seed(0)
     module = build(activation).eval()
     _randomise(module, seed=1)
-    twin = torch.jit.script(scriptable_twin(module, batch_size=batch))
     x = torch.randn(batch, channels, 48, generator=torch.Generator().manual_seed(2))
     set_streaming(module, True)
+    counter = share_reset_counter(module)
+    scripted = torch.jit.script(module)
     with torch.no_grad():
         for step in (8, 4, 12):  # whole hops of every stage here
-            module.apply(lambda m: getattr(m, "reset_streaming_state", lambda: None)())
-            twin.reset()
+            reset_streaming_state(module)
+            counter.add_(1)  # the scripted copy shares the counter: its layers start afresh
             expected = torch.cat([module(chunk) for chunk in x.split(step, dim=-1)], dim=-1)
-            got = torch.cat([twin(chunk) for chunk in x.split(step, dim=-1)], dim=-1)
+            got = torch.cat([scripted(chunk) for chunk in x.split(step, dim=-1)], dim=-1)
             assert got.shape == expected.shape
             assert torch.allclose(got, expected, atol=1e-5), (got - expected).abs().max()
 
 
-def test_snake_units_are_fused_and_others_are_not() -> None:
-    assert isinstance(
-        scriptable_twin(ResidualUnit(4, 1, "snake", causal=True)), StreamSnakeResidual
-    )
-    assert not isinstance(
-        scriptable_twin(ResidualUnit(4, 1, "elu", causal=True)), StreamSnakeResidual
-    )
+def test_snake_units_stream_fused_and_others_do_not() -> None:
+    snake, elu = ResidualUnit(4, 1, "snake", causal=True), ResidualUnit(4, 1, "elu", causal=True)
+    set_streaming(snake, True)
+    set_streaming(elu, True)
+    assert snake.fused_inner.numel() > 0
+    assert elu.fused_inner.numel() == 0
+    set_streaming(snake, False)
+    assert snake.fused_inner.numel() == 0

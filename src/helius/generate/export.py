@@ -18,9 +18,10 @@ whole multiple of `hop_samples` and m at least one frame. Chunked calls give exa
 Python model gives in streaming mode on the same chunks. The state lives in fixed-size buffers
 for the export's batch size; a call with another batch size starts a new stream. encode,
 decode and forward share one encoder/decoder state, as in RAVE exports: a host should load one
-instance per method it runs (nn~ does). With the noise branch on, decode adds fresh noise on
-each call from the global torch generator, drawn exactly as the Python model draws it: under
-the same `torch.manual_seed` both agree, otherwise they differ by the noise realisation.
+instance per method it runs (nn~ does). The scripted module runs the model's own cached layers
+(`nn/streaming.py`) with streaming on. With the noise branch on, decode draws noise from the
+global torch generator exactly as the Python model does: under the same `torch.manual_seed`
+both agree, otherwise they differ by the noise realisation.
 
 Discovery follows nn~'s backend: it calls `get_methods()` (falling back to every method with a
 `<method>_params` attribute), reads `<method>_params` to size its buffers, and lists settable
@@ -38,6 +39,7 @@ Metadata a host reads:
 """
 
 # No `from __future__ import annotations`: TorchScript reads the class annotations below.
+import copy
 import os
 import warnings
 from dataclasses import dataclass
@@ -52,91 +54,11 @@ from helius.files import atomic_output
 from helius.generate.export_prior import scriptable_prior
 from helius.models.checkpoint import check_pair, load_prior, load_vae
 from helius.models.prior import LatentPrior
-from helius.models.wave_vae import WaveDecoder, WaveEncoder, WaveVAE
-from helius.nn.scriptable import StreamAnalysis, StreamSynthesis, scriptable_twin
-from helius.nn.scriptable_spectral import (
-    StreamIstftSynthesis,
-    StreamStftAnalysis,
-    StreamStftDecoder,
-    StreamStftEncoder,
-)
+from helius.models.wave_vae import WaveVAE
+from helius.nn.streaming import share_reset_counter
 
 FLOAT_ATTRIBUTE = 2  # nn~'s type code of a float attribute argument
 CHECK_TOLERANCE = 1e-4
-
-
-class StreamEncoder(nn.Module):
-    """`WaveEncoder` as twins: sub-bands (B, C * bands, F) -> mu (B, D, F / prod(ratios))."""
-
-    def __init__(self, encoder: WaveEncoder, batch_size: int) -> None:
-        super().__init__()
-        self.input = scriptable_twin(encoder.input, batch_size)
-        self.stages = scriptable_twin(encoder.stages, batch_size)
-        self.activation = scriptable_twin(encoder.activation, batch_size)
-        self.mu = scriptable_twin(encoder.mu, batch_size)  # hosts get means; logvar is unused
-
-    def forward(self, bands: torch.Tensor) -> torch.Tensor:
-        return self.mu(self.activation(self.stages(self.input(bands))))
-
-    @torch.jit.export
-    def reset(self) -> None:
-        self.input.reset()
-        self.stages.reset()
-        self.activation.reset()
-        self.mu.reset()
-
-
-class StreamDecoder(nn.Module):
-    """`WaveDecoder` as twins: latents (B, D, m) -> sub-bands (B, C * bands, m * prod(ratios))."""
-
-    def __init__(self, decoder: WaveDecoder, batch_size: int) -> None:
-        super().__init__()
-        self.out_rows = decoder.out_rows
-        self.amplitude_modulation = decoder.amplitude_modulation
-        self.input = scriptable_twin(decoder.input, batch_size)
-        self.stages = scriptable_twin(decoder.stages, batch_size)
-        self.activation = scriptable_twin(decoder.activation, batch_size)
-        self.output = scriptable_twin(decoder.output, batch_size)
-        noise = decoder.noise
-        self.noise = None if noise is None else scriptable_twin(noise, batch_size)
-
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
-        features = self.activation(self.stages(self.input(z)))
-        output = self.output(features)
-        if self.amplitude_modulation:
-            waveform, envelope = output.split(self.out_rows, dim=1)
-            output = waveform * torch.sigmoid(envelope)
-        noise = self.noise
-        if noise is not None:
-            output = output + noise(features)
-        return output
-
-    @torch.jit.export
-    def reset(self) -> None:
-        self.input.reset()
-        self.stages.reset()
-        self.activation.reset()
-        self.output.reset()
-        noise = self.noise
-        if noise is not None:
-            noise.reset()
-
-
-def stream_parts(vae: WaveVAE, batch_size: int) -> tuple[nn.Module, ...]:
-    """(analysis, encoder, decoder, synthesis) twins of either wave VAE design."""
-    if vae.pqmf is None:  # model.wave.transform: stft
-        return (
-            StreamStftAnalysis(vae.analysis, vae.channels, batch_size),
-            StreamStftEncoder(vae.encoder, batch_size),
-            StreamStftDecoder(vae.decoder, batch_size),
-            StreamIstftSynthesis(vae.synthesis, batch_size),
-        )
-    return (
-        StreamAnalysis(vae.pqmf, batch_size),
-        StreamEncoder(vae.encoder, batch_size),
-        StreamDecoder(vae.decoder, batch_size),
-        StreamSynthesis(vae.pqmf, batch_size),
-    )
 
 
 class ExportedVAE(nn.Module):
@@ -147,6 +69,8 @@ class ExportedVAE(nn.Module):
 
     def __init__(self, vae: WaveVAE, batch_size: int = 1) -> None:
         super().__init__()
+        # The model's own layers, streaming (a copy: the caller's model stays as it was).
+        vae = copy.deepcopy(vae).eval().streaming(True)
         channels, latent_dim, hop = vae.channels, vae.latent_dim, vae.hop_samples
         self.sampling_rate = vae.sample_rate
         self.channels = channels
@@ -159,7 +83,12 @@ class ExportedVAE(nn.Module):
         self.noise_branch = getattr(vae.decoder, "noise", None) is not None
         self.prior_kind = ""
         self.helius_version = __version__
-        self.analysis, self.encoder, self.decoder, self.synthesis = stream_parts(vae, batch_size)
+        self.encoder = vae.encoder
+        self.decoder = vae.decoder
+        self.pqmf = vae.pqmf  # None in the spectral design, which has its own STFT layers
+        self.stft_analysis = vae.analysis if vae.pqmf is None else None
+        self.stft_synthesis = vae.synthesis if vae.pqmf is None else None
+        self.register_buffer("reset_counter", share_reset_counter(self), persistent=False)
         self.methods = []
         self.attributes = []
         audio = [f"(signal) audio channel {index}" for index in range(channels)]
@@ -192,7 +121,7 @@ class ExportedVAE(nn.Module):
                 f"encode needs a whole multiple of hop_samples = {self.hop_samples} "
                 f"samples, got {x.size(2)}"
             )
-        return self.encoder(self.analysis(x))
+        return self.encoder(self._analyse(x))[0]  # hosts get means; logvar is unused
 
     @torch.jit.export
     def decode(self, z: torch.Tensor) -> torch.Tensor:
@@ -201,17 +130,27 @@ class ExportedVAE(nn.Module):
                 f"decode expects latents (batch, {self.latent_dim}, frames >= 1), "
                 f"got shape {z.shape}"
             )
-        return self.headroom * torch.tanh(self.synthesis(self.decoder(z)))
+        return self.headroom * torch.tanh(self._synthesise(self.decoder(z)))
+
+    def _analyse(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pqmf is not None:
+            return self.pqmf.analysis(x)
+        assert self.stft_analysis is not None
+        return self.stft_analysis(x)
+
+    def _synthesise(self, rows: torch.Tensor) -> torch.Tensor:
+        if self.pqmf is not None:
+            return self.pqmf.synthesis(rows)
+        assert self.stft_synthesis is not None
+        return self.stft_synthesis(rows)
 
     @torch.jit.export
     def reset(self) -> None:
         self.reset_vae()
 
     def reset_vae(self) -> None:
-        self.analysis.reset()
-        self.encoder.reset()
-        self.decoder.reset()
-        self.synthesis.reset()
+        # Every cached layer shares this counter and starts afresh on its next call.
+        self.reset_counter.add_(1)
 
     @torch.jit.export
     def get_methods(self) -> list[str]:
@@ -345,7 +284,7 @@ def script(module: nn.Module) -> torch.jit.ScriptModule:
 
 
 def streaming_engine(vae: WaveVAE) -> torch.jit.ScriptModule:
-    """The scripted streaming twin of `vae` (batch 1) that `helius stream` and `live` run.
+    """The scripted streaming copy of `vae` (batch 1) that `helius stream` and `live` run.
 
     The same module `helius export` writes: streaming through it rather than through the
     Python layers is 2-3x faster at one latent frame per block, because TorchScript dispatches
@@ -359,7 +298,7 @@ def streaming_engine(vae: WaveVAE) -> torch.jit.ScriptModule:
 
 @torch.no_grad()
 def _check_against(scripted: torch.jit.ScriptModule, vae: WaveVAE, batch_size: int) -> None:
-    """Stream random audio through both models; a mismatch is a bug in a twin, not user error.
+    """Stream random audio through both models; a mismatch is a bug in scripting, not user error.
 
     Both decoders draw their noise (if any) in the same order, so one seed makes them agree.
     """
@@ -385,5 +324,5 @@ def _require_close(got: torch.Tensor, expected: torch.Tensor) -> None:
         error = (got - expected).abs().max().item() if got.shape == expected.shape else None
         raise RuntimeError(
             f"the exported model differs from the Python model (shape {tuple(got.shape)} vs "
-            f"{tuple(expected.shape)}, max error {error}); this is a bug in the export twins"
+            f"{tuple(expected.shape)}, max error {error}); this is a bug in scripting the model"
         )

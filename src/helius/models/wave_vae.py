@@ -10,8 +10,9 @@ Streaming: `model.streaming(True)` switches this instance's cached layers to chu
 mode; then `encode` and `decode` accept consecutive chunks (multiples of `hop_samples` /
 whole latent frames) and produce exactly what one offline call on the whole signal gives.
 Only causal models (`model.wave.causal: true`) can stream; others raise ConfigError. The noise
-branch draws fresh noise per call, so with it on, chunked output differs from offline output
-only by the noise realisation.
+branch reads one noise sequence however the signal is cut, so under the same seed chunked
+output equals offline output with it on too. `helius export` and `helius stream` script these
+same layers with streaming on.
 """
 
 from __future__ import annotations

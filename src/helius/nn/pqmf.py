@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helius.nn.streaming import InputCache
+from helius.nn.streaming import InputCache, conv1d_by_matmul, conv_matrix
 
 # An odd number of taps per band lets a non-causal bank pad whole frames on both sides.
 TAPS_PER_BAND = 15
@@ -109,27 +109,46 @@ def cosine_modulated_filters(prototype: np.ndarray, bands: int) -> tuple[np.ndar
     return analysis, synthesis
 
 
-class _AnalysisConv(nn.Module, InputCache):
+class _FilterBank(nn.Module, InputCache):
+    """Fixed (not learned) filters in the `weight` buffer; streaming runs them as one matrix
+    product (`conv1d_by_matmul`), much faster than PyTorch's conv on a few frames."""
+
+    def _setup_filters(self, weight: torch.Tensor, window: int, stride: int, causal: bool):
+        # Not persistent: the filters are rebuilt from `bands` and are not learned.
+        self.register_buffer("weight", weight, persistent=False)
+        self.register_buffer("stream_matrix", torch.zeros(0), persistent=False)
+        self._setup_input_cache(window, stride, causal, type(self).__name__)
+
+    def prepare_streaming(self) -> None:
+        empty = self.weight.new_zeros(0)
+        self.stream_matrix = conv_matrix(self.weight) if self.streaming_enabled else empty
+
+    def _filter(self, windowed: torch.Tensor) -> torch.Tensor:
+        if self.streaming_enabled and self.stream_matrix.numel() > 0:
+            matrix = self.stream_matrix.to(windowed.dtype)
+            return conv1d_by_matmul(windowed, matrix, None, self.stride_samples, 1)
+        return F.conv1d(windowed, self.weight.to(windowed.dtype), stride=self.stride_samples)
+
+
+class _AnalysisConv(_FilterBank):
     """(N, 1, T) -> (N, bands, T / bands): filter with each band's filter and decimate."""
 
     def __init__(self, analysis: np.ndarray, causal: bool) -> None:
         super().__init__()
         bands, taps = analysis.shape
         self.bands = bands
-        # conv1d correlates, so the filters are flipped to convolve. Not persistent: the
-        # filters are rebuilt from `bands` and are not learned.
+        # conv1d correlates, so the filters are flipped to convolve.
         weight = torch.from_numpy(np.ascontiguousarray(analysis[:, ::-1])).float()[:, None]
-        self.register_buffer("weight", weight, persistent=False)
-        self._setup_input_cache(taps, bands, causal, "PQMF analysis")
+        self._setup_filters(weight, taps, bands, causal)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         windowed = self._window_input(x)
         if windowed is None:
             return x.new_zeros(x.shape[0], self.bands, 0)
-        return F.conv1d(windowed, self.weight.to(x.dtype), stride=self.bands)
+        return self._filter(windowed)
 
 
-class _SynthesisConv(nn.Module, InputCache):
+class _SynthesisConv(_FilterBank):
     """(N, bands, F) -> (N, 1, F * bands): upsample each band, filter and sum.
 
     Computed in polyphase form: output phase r of frame m is a plain conv over the last
@@ -146,14 +165,13 @@ class _SynthesisConv(nn.Module, InputCache):
         # The factor `bands` restores the energy lost by decimation.
         polyphase = synthesis.reshape(bands, frames_per_filter, bands).transpose(2, 0, 1)
         weight = torch.from_numpy(np.ascontiguousarray(polyphase[..., ::-1] * bands)).float()
-        self.register_buffer("weight", weight, persistent=False)
-        self._setup_input_cache(frames_per_filter, 1, causal, "PQMF synthesis")
+        self._setup_filters(weight, frames_per_filter, 1, causal)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         windowed = self._window_input(y)
         if windowed is None:
             return y.new_zeros(y.shape[0], 1, 0)
-        phases = F.conv1d(windowed, self.weight.to(y.dtype))  # (N, bands, frames)
+        phases = self._filter(windowed)  # (N, bands, frames)
         return phases.transpose(1, 2).reshape(y.shape[0], 1, -1)
 
 

@@ -10,8 +10,7 @@
   small learned scale on the residual branch (ConvNeXt, as used by the Vocos vocoder).
 
 All of them stream exactly through the `InputCache` / `OutputOverlap` mixins of
-`streaming.py`; the pure functions below are what the TorchScript twins
-(`scriptable_spectral.py`) call too, so both paths compute the same numbers.
+`streaming.py`, in Python and scripted alike.
 """
 
 from __future__ import annotations
@@ -168,13 +167,14 @@ class IstftSynthesis(nn.Module, OutputOverlap):
         # integrate_phase: the phase rows are increments per frame (`integrate_phase_rows`),
         # laid on Schroeder's phases so that zero increments start as a low-crest-factor sound.
         self.integrate_phase = integrate_phase
-        self._next_frame = 0  # streaming: the index of the next frame (mod n_fft / hop)
-        self._phase_sum: torch.Tensor | None = None  # streaming: increments summed so far
         window = torch.hann_window(n_fft)
         self.register_buffer("window", window, persistent=False)
         self.register_buffer("gain", window_gain(window, hop), persistent=False)
         self.register_buffer("phase_offset", schroeder_phases(self.bins), persistent=False)
         self._setup_output_overlap(n_fft, hop, causal=True, name=type(self).__name__)
+        self.stream_next_frame = 0  # the index of the next frame (mod n_fft / hop)
+        # The phase increments summed so far (B * C, bins); empty at the start of a stream.
+        self.register_buffer("stream_phase_sum", torch.zeros(0), persistent=False)
 
     @property
     def delay_samples(self) -> int:
@@ -186,23 +186,26 @@ class IstftSynthesis(nn.Module, OutputOverlap):
         return self.n_fft // 2 + 1
 
     def reset_streaming_state(self) -> None:
-        super().reset_streaming_state()
-        self._next_frame = 0
-        self._phase_sum = None
+        self.stream_cache = self.stream_cache.new_zeros(0)
+        self.stream_phase_sum = self.stream_phase_sum.new_zeros(0)
+        self.stream_next_frame = 0
 
     def forward(self, parts: torch.Tensor) -> torch.Tensor:
         batch, count = parts.size(0), parts.size(2)
         if count == 0:
             return parts.new_zeros(batch, self.channels, 0)
+        if self.streaming_enabled:
+            self._drop_state_if_reset()
         if self.integrate_phase:
-            start = self._phase_sum if self.streaming_enabled else None
-            if start is None or start.size(0) != batch * self.channels:
-                start = parts.new_zeros(batch * self.channels, self.bins)
+            start = self.stream_phase_sum
+            if not self.streaming_enabled or start.size(0) != batch * self.channels:
+                start = parts.new_zeros(batch * self.channels, self.n_fft // 2 + 1)
             parts, phase_sum = integrate_phase_rows(parts, self.channels, start, self.phase_offset)
             if self.streaming_enabled:
-                self._phase_sum = phase_sum.detach()
-        first = self._next_frame if self.streaming_enabled else 0
-        self._next_frame = (first + count) % (self.n_fft // self.hop)
+                self.stream_phase_sum = phase_sum.detach()
+        first = self.stream_next_frame if self.streaming_enabled else 0
+        if self.streaming_enabled:
+            self.stream_next_frame = (first + count) % (self.n_fft // self.hop)
         hop = self.hop if self.phase_advance else 0
         frames = synthesis_frames(parts, self.window, self.channels, hop, first)
         out = self._overlap_output(overlap_add(frames, self.hop), count)  # (B * C, 1, count * hop)

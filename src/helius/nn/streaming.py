@@ -8,7 +8,9 @@ Streaming is switched on per module instance with `set_streaming(model, True)`, 
 `model.modules()`; there is no global flag. A streaming conv keeps the input it has not yet
 consumed (its left context) between calls and a streaming transposed conv keeps the tail of
 its output that overlaps the next chunk, so feeding a signal chunk by chunk yields exactly the
-offline output of the whole signal, for any chunk sizes.
+offline output of the whole signal, for any chunk sizes. The layers compile with TorchScript
+as they are (their state is buffers, see `Streamable`): export and `helius stream` script the
+model itself, not a copy of its code.
 
 Exact streaming needs causal layers (all padding on the left). A non-causal layer looks ahead
 (right padding, or a trimmed output start) and would need input that has not arrived yet, so
@@ -29,14 +31,23 @@ from helius.errors import ConfigError
 
 
 class Streamable:
-    """Mixin for layers that keep state between calls when streaming (per instance)."""
+    """Mixin for layers that keep state between calls when streaming (per instance).
 
-    streaming_enabled: bool = False
-    _matrix: torch.Tensor | None = None  # weights reshaped for streaming (see forward)
-    _bias_column: torch.Tensor | None = None
-    # Future input samples one output needs; streaming is exact only when this is 0.
-    lookahead_samples: int = 0
-    _stream_cache: torch.Tensor | None = None
+    A subclass calls `_setup_streaming` from its __init__. The state lives in non-persistent
+    buffers (`stream_cache`, and what a subclass adds), so checkpoints never hold it, `.to()`
+    moves it, and `torch.jit.script` of the model carries it: the scripted model streams with
+    these same layers. A scripted model cannot walk its modules to reset them, so layers that
+    share one `stream_epoch` counter (`share_reset_counter`) drop their state on the next call
+    after the counter is bumped; in Python, `reset_streaming_state` resets directly.
+    """
+
+    def _setup_streaming(self, lookahead_samples: int) -> None:
+        self.streaming_enabled = False
+        # Future input samples one output needs; streaming is exact only when this is 0.
+        self.lookahead_samples = lookahead_samples
+        self.stream_seen_epoch = 0
+        self.register_buffer("stream_cache", torch.zeros(0), persistent=False)
+        self.register_buffer("stream_epoch", torch.zeros(1, dtype=torch.long), persistent=False)
 
     def set_streaming(self, enabled: bool) -> None:
         if enabled and self.lookahead_samples > 0:
@@ -45,12 +56,39 @@ class Streamable:
                 "(non-causal padding) and cannot stream exactly; build it with causal=True"
             )
         self.streaming_enabled = enabled
-        self._matrix = None  # weights may have changed since the last stream
+        self.prepare_streaming()  # weights may have changed since the last stream
         self.reset_streaming_state()
+
+    def prepare_streaming(self) -> None:
+        """What a layer computes from its weights once per stream (default: nothing)."""
 
     def reset_streaming_state(self) -> None:
         """Forget the cached context: the next chunk is treated as the start of a signal."""
-        self._stream_cache = None
+        self.stream_cache = self.stream_cache.new_zeros(0)
+
+    def _drop_state_if_reset(self) -> None:
+        """Scripted: reset this layer if its `stream_epoch` moved since its last call."""
+        if torch.jit.is_scripting():
+            epoch = int(self.stream_epoch.item())
+            if epoch != self.stream_seen_epoch:
+                self.stream_seen_epoch = epoch
+                self.reset_streaming_state()
+
+    def _stream_state(self, x: torch.Tensor) -> torch.Tensor | None:
+        """The cached state for the chunk x, or None at the start of a stream."""
+        self._drop_state_if_reset()
+        cache = self.stream_cache
+        if cache.dim() != 3:
+            return None
+        if cache.size(0) != x.size(0) or cache.size(1) != x.size(1):
+            if not torch.jit.is_scripting():
+                raise ValueError(
+                    f"streaming state was built for (batch, channels) {list(cache.shape[:2])} "
+                    f"but got {list(x.shape[:2])}; call reset_streaming_state() before a new "
+                    "stream"
+                )
+            return None  # a host changed its batch size: a new stream
+        return cache
 
 
 class InputCache(Streamable):
@@ -59,11 +97,6 @@ class InputCache(Streamable):
     A subclass calls `_setup_input_cache` once and passes its input through `_window_input`,
     then runs a padding-free convolution on the result.
     """
-
-    window_samples: int = 1
-    stride_samples: int = 1
-    left_pad: int = 0
-    right_pad: int = 0
 
     def _setup_input_cache(
         self, window_samples: int, stride_samples: int, causal: bool, name: str
@@ -78,33 +111,28 @@ class InputCache(Streamable):
         # Non-causal: the extra sample of an odd padding goes left, to look ahead less.
         self.left_pad = total_pad if causal else total_pad - total_pad // 2
         self.right_pad = total_pad - self.left_pad
-        self.lookahead_samples = self.right_pad
+        self._setup_streaming(lookahead_samples=self.right_pad)
 
     def _window_input(self, x: torch.Tensor) -> torch.Tensor | None:
         """The input a padding-free conv needs now, or None when no frame is complete yet."""
         if not self.streaming_enabled:
-            return F.pad(x, (self.left_pad, self.right_pad))
-        cache = self._stream_cache
+            return F.pad(x, [self.left_pad, self.right_pad])
+        cache = self._stream_state(x)
         if cache is None:
-            cache = x.new_zeros(x.shape[0], x.shape[1], self.left_pad)
-        _check_same_stream(cache, x)
+            cache = x.new_zeros(x.size(0), x.size(1), self.left_pad)
         buffer = torch.cat([cache, x], dim=-1)
-        available = buffer.shape[-1]
+        available = buffer.size(-1)
         if available < self.window_samples:
-            self._stream_cache = buffer.detach()
+            self.stream_cache = buffer.detach()
             return None
         frames = (available - self.window_samples) // self.stride_samples + 1
         # Keep what the next frame starts from; detached so a long stream holds no graph.
-        self._stream_cache = buffer[..., frames * self.stride_samples :].detach()
-        return buffer[..., : (frames - 1) * self.stride_samples + self.window_samples]
+        self.stream_cache = buffer[:, :, frames * self.stride_samples :].detach()
+        return buffer[:, :, : (frames - 1) * self.stride_samples + self.window_samples]
 
 
 class OutputOverlap(Streamable):
     """Trimming offline, overlap-add of the output tail between chunks when streaming."""
-
-    kernel_samples: int = 1
-    stride_samples: int = 1
-    left_trim: int = 0
 
     def _setup_output_overlap(
         self, kernel_samples: int, stride_samples: int, causal: bool, name: str
@@ -117,26 +145,27 @@ class OutputOverlap(Streamable):
         self.kernel_samples = kernel_samples
         self.stride_samples = stride_samples
         self.left_trim = 0 if causal else overlap // 2
-        self.lookahead_samples = self.left_trim
+        self._setup_streaming(lookahead_samples=self.left_trim)
 
     def _overlap_output(self, full: torch.Tensor, frames: int) -> torch.Tensor:
         """Cut T * stride samples from the full transposed-conv output `full` (bias-free)."""
         length = frames * self.stride_samples
         if not self.streaming_enabled:
-            return full[..., self.left_trim : self.left_trim + length]
-        cache = self._stream_cache
+            return full[:, :, self.left_trim : self.left_trim + length]
+        cache = self._stream_state(full)
         if cache is not None:
-            _check_same_stream(cache, full)
-            overlap = cache.shape[-1]
-            full = torch.cat([full[..., :overlap] + cache, full[..., overlap:]], dim=-1)
-        self._stream_cache = full[..., length:].detach()
-        return full[..., :length]
+            overlap = cache.size(-1)
+            full = torch.cat([full[:, :, :overlap] + cache, full[:, :, overlap:]], dim=-1)
+        self.stream_cache = full[:, :, length:].detach()
+        return full[:, :, :length]
 
 
 class CachedConv1d(nn.Conv1d, InputCache):
     """A Conv1d mapping T samples to T / stride frames; streams exactly when causal.
 
     Causal: frame j sees input up to sample j * stride + stride - 1 (the end of its block).
+    Streaming, an ungrouped conv runs as one matrix product (`conv1d_by_matmul`) with its
+    weight reshaped once per stream.
     """
 
     def __init__(
@@ -162,24 +191,30 @@ class CachedConv1d(nn.Conv1d, InputCache):
         self.causal = causal
         window = dilation * (kernel_size - 1) + 1
         self._setup_input_cache(window, stride, causal, type(self).__name__)
+        # The matmul path's weight (C_out, K * C_in) and bias (C_out, 1); empty when unused.
+        self.register_buffer("stream_matrix", torch.zeros(0), persistent=False)
+        self.register_buffer("stream_bias", torch.zeros(0), persistent=False)
 
-    def _streaming_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """(weight as (C_out, K * C_in), bias as (C_out, 1)) for the matmul path; rebuilt when
-        streaming restarts."""
-        if self._matrix is None:
-            self._matrix = conv_matrix(self.weight)
-            self._bias_column = bias_column(self.bias)
-        return self._matrix, self._bias_column
+    def prepare_streaming(self) -> None:
+        by_matmul = self.streaming_enabled and self.groups == 1
+        empty = self.weight.new_zeros(0)
+        self.stream_matrix = conv_matrix(self.weight) if by_matmul else empty
+        column = bias_column(self.bias)
+        self.stream_bias = column if by_matmul and column is not None else empty
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         windowed = self._window_input(x)
         if windowed is None:
-            return x.new_zeros(x.shape[0], self.out_channels, 0)
-        if self.streaming_enabled and self.groups == 1:
-            matrix, bias = self._streaming_weights()
-            return conv1d_by_matmul(windowed, matrix, bias, self.stride[0], self.dilation[0])
+            return x.new_zeros(x.size(0), self.out_channels, 0)
+        if self.streaming_enabled and self.stream_matrix.numel() > 0:
+            bias: torch.Tensor | None = None
+            if self.stream_bias.numel() > 0:
+                bias = self.stream_bias
+            return conv1d_by_matmul(
+                windowed, self.stream_matrix, bias, self.stride[0], self.dilation[0]
+            )
         return F.conv1d(
-            windowed, self.weight, self.bias, self.stride, 0, self.dilation, self.groups
+            windowed, self.weight, self.bias, self.stride, [0], self.dilation, self.groups
         )
 
 
@@ -204,34 +239,35 @@ class CachedConvTranspose1d(nn.ConvTranspose1d, OutputOverlap):
         )
         self.causal = causal
         self._setup_output_overlap(kernel_size, stride, causal, type(self).__name__)
+        # The matmul path's weight (C_out * K, C_in); empty when unused.
+        self.register_buffer("stream_matrix", torch.zeros(0), persistent=False)
 
-    def _streaming_matrix(self) -> torch.Tensor:
-        """weight as (C_out * K, C_in) for the matmul path; rebuilt when streaming restarts."""
-        if self._matrix is None:
-            self._matrix = conv_transpose_matrix(self.weight)
-        return self._matrix
+    def prepare_streaming(self) -> None:
+        by_matmul = self.streaming_enabled and self.groups == 1
+        empty = self.weight.new_zeros(0)
+        self.stream_matrix = conv_transpose_matrix(self.weight) if by_matmul else empty
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        frames = x.shape[-1]
+        frames = x.size(-1)
         if frames == 0:
-            return x.new_zeros(x.shape[0], self.out_channels, 0)
+            return x.new_zeros(x.size(0), self.out_channels, 0)
         # Bias is added after the overlap-add, otherwise overlapping samples would get it twice.
-        if self.streaming_enabled and self.groups == 1:
+        if self.streaming_enabled and self.stream_matrix.numel() > 0:
             full = conv_transpose1d_by_matmul(
-                x, self._streaming_matrix(), self.stride[0], self.kernel_size[0]
+                x, self.stream_matrix, self.stride[0], self.kernel_size[0]
             )
         else:
-            full = F.conv_transpose1d(x, self.weight, None, self.stride, 0, 0, self.groups)
+            full = F.conv_transpose1d(x, self.weight, None, self.stride, [0], [0], self.groups)
         out = self._overlap_output(full, frames)
-        if self.bias is not None:
-            out = out + self.bias[:, None]
+        bias = self.bias
+        if bias is not None:
+            out = out + bias[:, None]
         return out
 
 
 # Streaming calls see a few frames at a time. For such short inputs PyTorch's CPU convolution
 # falls back to per-channel loops (slow_conv_dilated2d, slow_conv_transpose2d) that cost ~10x
 # the arithmetic; one matrix product over stacked shifted views does the same sums quickly.
-# Both functions are TorchScript-compatible: the export twins (scriptable.py) call them too.
 
 
 def conv_matrix(weight: torch.Tensor) -> torch.Tensor:
@@ -311,14 +347,6 @@ def conv_transpose1d_by_matmul(
     return folded.view(batch, -1, length)
 
 
-def _check_same_stream(cache: torch.Tensor, x: torch.Tensor) -> None:
-    if cache.shape[:2] != x.shape[:2]:
-        raise ValueError(
-            f"streaming state was built for (batch, channels) {tuple(cache.shape[:2])} but got "
-            f"{tuple(x.shape[:2])}; call reset_streaming_state() before a new stream"
-        )
-
-
 def streamable_layers(module: nn.Module) -> Iterator[Streamable]:
     """Every streaming-capable layer inside `module` (including itself)."""
     for child in module.modules():
@@ -344,6 +372,17 @@ def reset_streaming_state(module: nn.Module) -> None:
     """Forget every cached context inside `module`, e.g. before streaming a new signal."""
     for layer in streamable_layers(module):
         layer.reset_streaming_state()
+
+
+def share_reset_counter(module: nn.Module) -> torch.Tensor:
+    """One `stream_epoch` counter for every cached layer inside `module`: bumping it in place
+    (`counter.add_(1)`) resets them all on their next call, also in a scripted copy. Call it
+    after `.to()`, which gives every buffer its own copy."""
+    counter = torch.zeros(1, dtype=torch.long)
+    for layer in streamable_layers(module):
+        layer.stream_epoch = counter.to(layer.stream_cache.device)
+        counter = layer.stream_epoch
+    return counter
 
 
 def is_streaming(module: nn.Module) -> bool:
