@@ -51,7 +51,6 @@ from torch import nn
 from helius import __version__
 from helius.errors import ConfigError
 from helius.files import atomic_output
-from helius.generate.export_prior import scriptable_prior
 from helius.models.checkpoint import check_pair, load_prior, load_vae
 from helius.models.prior import LatentPrior
 from helius.models.wave_vae import WaveVAE
@@ -169,7 +168,8 @@ class ExportedVAEWithPrior(ExportedVAE):
     ) -> None:
         super().__init__(vae, batch_size)
         self.prior_kind = str(prior.config.kind)
-        self.prior_model = scriptable_prior(prior, batch_size)
+        # The prior's own streaming path (a copy, frozen: a host's calls build no graphs).
+        self.prior_model = copy.deepcopy(prior).eval().requires_grad_(False)
         self.temperature = float(temperature)
         latents = [f"(signal) latent dimension {index}" for index in range(vae.latent_dim)]
         self.register_method("prior", latents, vae.hop_samples, latents, vae.hop_samples)
@@ -183,7 +183,8 @@ class ExportedVAEWithPrior(ExportedVAE):
                 f"prior expects latents (batch, {self.latent_dim}, frames >= 1), "
                 f"got shape {z.shape}"
             )
-        return self.prior_model(z, self.temperature if temperature is None else temperature)
+        chosen = self.temperature if temperature is None else temperature
+        return self.prior_model.continue_stream(z, chosen)
 
     @torch.jit.export
     def get_temperature(self) -> list[float]:
@@ -198,7 +199,7 @@ class ExportedVAEWithPrior(ExportedVAE):
     @torch.jit.export
     def reset(self) -> None:
         self.reset_vae()
-        self.prior_model.reset()
+        self.prior_model.reset_stream()
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,10 @@ chunks (state detached between chunks) and generation runs one frame at a time:
     logits, state = prior(frames, state)      frames (B, T, D) standardised; logits (B, T, D, bins)
 The GRU's state is its hidden tensor; the Transformer's is a key/value cache (rotary position
 embeddings, so a sliding window of `context_frames` keeps working for any length).
+
+A host streams with `continue_stream(z, temperature)`, which keeps that state in the prior's
+own non-persistent buffers and compiles with TorchScript: `helius export` scripts the prior
+itself (its `forward`, whose state is any Python value, is left out of the script).
 """
 
 from __future__ import annotations
@@ -42,10 +46,17 @@ class QuantizedNormal:
 
     def from_bins(self, bins: torch.Tensor, generator: torch.Generator | None = None):
         """A value drawn uniformly in probability inside each bin (so its law is N(0, 1))."""
-        position = torch.rand(bins.shape, generator=generator, device=bins.device)
-        # Keep away from 0 and 1, where the inverse CDF is infinite.
-        quantile = ((bins.float() + position) / self.bins).clamp(1e-4, 1 - 1e-4)
-        return math.sqrt(2.0) * torch.erfinv(2 * quantile - 1)
+        return values_in_bins(bins, self.bins, generator)
+
+
+def values_in_bins(
+    bins: torch.Tensor, count: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """A value drawn uniformly in probability inside each of `count` equal-probability bins."""
+    position = torch.rand(bins.shape, generator=generator, device=bins.device)
+    # Keep away from 0 and 1, where the inverse CDF is infinite.
+    quantile = ((bins.float() + position) / count).clamp(1e-4, 1 - 1e-4)
+    return math.sqrt(2.0) * torch.erfinv(2 * quantile - 1)
 
 
 class LatentPrior(nn.Module):
@@ -83,6 +94,29 @@ class LatentPrior(nn.Module):
     def core(self, hidden: torch.Tensor, state: PriorState) -> tuple[torch.Tensor, PriorState]:
         raise NotImplementedError
 
+    def stream_core(self, hidden: torch.Tensor) -> torch.Tensor:
+        """`core` with the state kept in this prior's buffers (a new batch size starts anew)."""
+        raise NotImplementedError
+
+    @torch.jit.export
+    def reset_stream(self) -> None:
+        """Forget the state `continue_stream` keeps: the next call starts a new sequence."""
+        raise NotImplementedError
+
+    @torch.jit.export
+    def continue_stream(self, latents: torch.Tensor, temperature: float) -> torch.Tensor:
+        """VAE latents (B, D, m) -> (B, D, m): frame t is sampled after input frames 0..t (the
+        frame that follows each), continuing the previous call. Fed its own output frame by
+        frame, it dreams."""
+        logits = self._logits(self.stream_core(self.input(self.standardise(latents))))
+        return self.restore(self.sample(logits, temperature))
+
+    def _logits(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Hidden frames (B, T, H) -> logits (B, T, D, bins)."""
+        logits = self.head(hidden)
+        return logits.view(hidden.size(0), hidden.size(1), self.latent_dim, self.bins)
+
+    @torch.jit.unused
     def forward(
         self, frames: torch.Tensor, state: PriorState = None, targets: torch.Tensor | None = None
     ) -> tuple[torch.Tensor, PriorState]:
@@ -93,8 +127,7 @@ class LatentPrior(nn.Module):
         so that DDP sees every call.
         """
         hidden, state = self.core(self.input(frames), state)
-        logits = self.head(hidden)
-        logits = logits.view(*logits.shape[:-1], self.latent_dim, self.bins)
+        logits = self._logits(hidden)
         if targets is None:
             return logits, state
         return self.nll_of(logits, targets), state
@@ -124,7 +157,7 @@ class LatentPrior(nn.Module):
         probs = torch.softmax(logits.float() / temperature, dim=-1)
         flat = probs.reshape(-1, self.bins)
         bins = torch.multinomial(flat, 1, generator=generator).view(probs.shape[:-1])
-        return self.quantizer.from_bins(bins, generator)
+        return values_in_bins(bins, self.bins, generator)
 
     def detach_state(self, state: PriorState) -> PriorState:
         raise NotImplementedError
@@ -142,9 +175,21 @@ class GRUPrior(LatentPrior):
             batch_first=True,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
+        self.register_buffer("stream_hidden", torch.zeros(0), persistent=False)
 
     def core(self, hidden: torch.Tensor, state: PriorState) -> tuple[torch.Tensor, PriorState]:
         return self.gru(hidden, state)
+
+    def stream_core(self, hidden: torch.Tensor) -> torch.Tensor:
+        state: torch.Tensor | None = None
+        if self.stream_hidden.dim() == 3 and self.stream_hidden.size(1) == hidden.size(0):
+            state = self.stream_hidden
+        out, self.stream_hidden = self.gru(hidden, state)
+        return out
+
+    @torch.jit.export
+    def reset_stream(self) -> None:
+        self.stream_hidden = self.stream_hidden.new_zeros(0)
 
     def detach_state(self, state: PriorState) -> PriorState:
         return None if state is None else state.detach()
@@ -166,18 +211,61 @@ class TransformerPrior(LatentPrior):
         )
         self.norm = nn.LayerNorm(config.hidden_size)
         self.context_frames = config.context_frames
+        self.heads = config.heads
+        self.head_width = config.hidden_size // config.heads
+        # continue_stream's caches, every block's stacked: (layers, B, heads, frames, width).
+        self.register_buffer("stream_keys", torch.zeros(0), persistent=False)
+        self.register_buffer("stream_values", torch.zeros(0), persistent=False)
+        self.stream_offset = 0
 
     def core(self, hidden: torch.Tensor, state: PriorState) -> tuple[torch.Tensor, PriorState]:
         if state is None:
-            attention = self.blocks[0].attention  # prior.num_layers >= 1
-            empty = empty_cache(hidden.shape[0], attention.heads, attention.head_width, hidden)
-            state = ([(empty, empty)] * len(self.blocks), 0)
+            empty = self._empty_caches(hidden)
+            state = (list(zip(empty, empty, strict=True)), 0)
         caches, offset = state
-        new_caches = []
-        for block, (keys, values) in zip(self.blocks, caches, strict=True):
-            hidden, keys, values = block(hidden, keys, values, offset, self.context_frames)
-            new_caches.append((keys, values))
-        return self.norm(hidden), (new_caches, offset + hidden.shape[1])
+        keys, values = [k for k, _ in caches], [v for _, v in caches]
+        hidden, keys, values = self._attend(hidden, keys, values, offset)
+        return hidden, (list(zip(keys, values, strict=True)), offset + hidden.shape[1])
+
+    def stream_core(self, hidden: torch.Tensor) -> torch.Tensor:
+        if self.stream_keys.dim() == 5 and self.stream_keys.size(1) == hidden.size(0):
+            keys, values = self.stream_keys.unbind(0), self.stream_values.unbind(0)
+            offset = self.stream_offset
+        else:
+            keys = values = self._empty_caches(hidden)
+            offset = 0
+        hidden, keys, values = self._attend(hidden, list(keys), list(values), offset)
+        self.stream_keys, self.stream_values = torch.stack(keys), torch.stack(values)
+        self.stream_offset = offset + hidden.size(1)
+        return hidden
+
+    @torch.jit.export
+    def reset_stream(self) -> None:
+        self.stream_keys = self.stream_keys.new_zeros(0)
+        self.stream_values = self.stream_values.new_zeros(0)
+        self.stream_offset = 0
+
+    def _empty_caches(self, like: torch.Tensor) -> list[torch.Tensor]:
+        empty = empty_cache(like.size(0), self.heads, self.head_width, like)
+        return [empty for _ in self.blocks]
+
+    def _attend(
+        self,
+        hidden: torch.Tensor,
+        keys: list[torch.Tensor],
+        values: list[torch.Tensor],
+        offset: int,
+    ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """The blocks over hidden (B, T, H) given each block's cache; returns the new caches."""
+        new_keys: list[torch.Tensor] = []
+        new_values: list[torch.Tensor] = []
+        for index, block in enumerate(self.blocks):
+            hidden, block_keys, block_values = block(
+                hidden, keys[index], values[index], offset, self.context_frames
+            )
+            new_keys.append(block_keys)
+            new_values.append(block_values)
+        return self.norm(hidden), new_keys, new_values
 
     def detach_state(self, state: PriorState) -> PriorState:
         if state is None:
