@@ -47,3 +47,14 @@ def test_training_loss_of_a_late_copy_is_zero_and_models_without_lag_are_untouch
     x = _signals()
     audio, target = aligned(nn.Linear(1, 1), x + 1, x)
     assert torch.equal(audio, x + 1) and torch.equal(target, x)
+
+
+def test_a_hop_that_is_not_a_power_of_two_is_flagged_when_the_model_is_built(tmp_path, capsys):
+    """nn~ breaks on such hops (#14 item 7): training says so at the start, not at export."""
+    from helius import progress
+
+    progress.set_enabled(True)  # the conftest turns status lines off; this one is the point
+    VAETask(tiny_config(tmp_path, "model.wave.ratios=[3,2]")).build_model()  # 4 x 6 = 24
+    assert "hop is 24 samples, not a power of two" in capsys.readouterr().err
+    VAETask(tiny_config(tmp_path)).build_model()  # 4 x 32 = 128
+    assert "power of two" not in capsys.readouterr().err
