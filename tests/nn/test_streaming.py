@@ -69,6 +69,20 @@ def test_cached_conv_streams_like_offline(
 
 
 @pytest.mark.parametrize("sizes", CHUNKINGS)
+@pytest.mark.parametrize(("groups", "dilation"), [(3, 1), (3, 4), (1, 1)])
+def test_grouped_and_depthwise_convs_stream_like_offline(
+    groups: int, dilation: int, sizes: list[int]
+) -> None:
+    torch.manual_seed(0)
+    conv = CachedConv1d(3, 3, 7, dilation=dilation, groups=groups, causal=True)
+    x = _signal(3, 96)
+    offline = conv(x)
+    set_streaming(conv, True)
+    assert (conv.stream_taps.numel() > 0) == (groups == 3)  # depthwise: shifted products
+    assert torch.allclose(_chunked(conv, x, sizes), offline, atol=1e-6)
+
+
+@pytest.mark.parametrize("sizes", CHUNKINGS)
 @pytest.mark.parametrize(("kernel", "stride"), [(8, 4), (4, 2), (3, 1), (2, 2)])
 def test_cached_transposed_conv_streams_like_offline(
     kernel: int, stride: int, sizes: list[int]

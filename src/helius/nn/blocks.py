@@ -7,15 +7,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from helius.nn.streaming import (
-    CachedConv1d,
-    CachedConvTranspose1d,
-    Streamable,
-    apply_matrix,
-    bias_column,
-    conv_matrix,
-    stacked_taps,
-)
+from helius.nn.fast_conv import apply_matrix, bias_column, conv_matrix, stacked_taps
+from helius.nn.streaming import CachedConv1d, CachedConvTranspose1d, Streamable
 
 ACTIVATIONS: tuple[str, ...] = ("snake", "leaky_relu", "elu")
 NOISE_BLOCK_FRAMES = 1024  # the filtered-noise branch draws its noise in blocks this long

@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from helius.nn.streaming import InputCache, conv1d_by_matmul, conv_matrix
+from helius.nn.fast_conv import conv1d_by_matmul, conv_matrix
+from helius.nn.streaming import InputCache
 
 # An odd number of taps per band lets a non-causal bank pad whole frames on both sides.
 TAPS_PER_BAND = 15

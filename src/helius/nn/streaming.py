@@ -28,6 +28,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from helius.errors import ConfigError
+from helius.nn.fast_conv import (
+    bias_column,
+    conv1d_by_matmul,
+    conv_matrix,
+    conv_transpose1d_by_matmul,
+    conv_transpose_matrix,
+    depthwise_taps,
+)
 
 
 class Streamable:
@@ -164,8 +172,9 @@ class CachedConv1d(nn.Conv1d, InputCache):
     """A Conv1d mapping T samples to T / stride frames; streams exactly when causal.
 
     Causal: frame j sees input up to sample j * stride + stride - 1 (the end of its block).
-    Streaming, an ungrouped conv runs as one matrix product (`conv1d_by_matmul`) with its
-    weight reshaped once per stream.
+    Streaming, an ungrouped conv runs as one matrix product (`conv1d_by_matmul`) and a
+    depthwise one as a sum of shifted products (`depthwise_taps`), the weight reshaped once
+    per stream.
     """
 
     def __init__(
@@ -191,28 +200,37 @@ class CachedConv1d(nn.Conv1d, InputCache):
         self.causal = causal
         window = dilation * (kernel_size - 1) + 1
         self._setup_input_cache(window, stride, causal, type(self).__name__)
-        # The matmul path's weight (C_out, K * C_in) and bias (C_out, 1); empty when unused.
+        # The streaming paths' weights, empty when unused: the matmul path's (C_out, K * C_in),
+        # a depthwise conv's taps (K, C, 1), and either's bias (C_out, 1).
         self.register_buffer("stream_matrix", torch.zeros(0), persistent=False)
+        self.register_buffer("stream_taps", torch.zeros(0), persistent=False)
         self.register_buffer("stream_bias", torch.zeros(0), persistent=False)
 
     def prepare_streaming(self) -> None:
         by_matmul = self.streaming_enabled and self.groups == 1
+        depthwise = self.streaming_enabled and self.groups == self.in_channels == self.out_channels
+        depthwise = depthwise and self.stride[0] == 1
         empty = self.weight.new_zeros(0)
         self.stream_matrix = conv_matrix(self.weight) if by_matmul else empty
+        self.stream_taps = self.weight.detach().permute(2, 0, 1) if depthwise else empty
         column = bias_column(self.bias)
-        self.stream_bias = column if by_matmul and column is not None else empty
+        fast = by_matmul or depthwise
+        self.stream_bias = column if fast and column is not None else empty
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         windowed = self._window_input(x)
         if windowed is None:
             return x.new_zeros(x.size(0), self.out_channels, 0)
-        if self.streaming_enabled and self.stream_matrix.numel() > 0:
+        if self.streaming_enabled:
             bias: torch.Tensor | None = None
             if self.stream_bias.numel() > 0:
                 bias = self.stream_bias
-            return conv1d_by_matmul(
-                windowed, self.stream_matrix, bias, self.stride[0], self.dilation[0]
-            )
+            if self.stream_taps.numel() > 0:
+                return depthwise_taps(windowed, self.stream_taps, bias, self.dilation[0])
+            if self.stream_matrix.numel() > 0:
+                return conv1d_by_matmul(
+                    windowed, self.stream_matrix, bias, self.stride[0], self.dilation[0]
+                )
         return F.conv1d(
             windowed, self.weight, self.bias, self.stride, [0], self.dilation, self.groups
         )
@@ -263,88 +281,6 @@ class CachedConvTranspose1d(nn.ConvTranspose1d, OutputOverlap):
         if bias is not None:
             out = out + bias[:, None]
         return out
-
-
-# Streaming calls see a few frames at a time. For such short inputs PyTorch's CPU convolution
-# falls back to per-channel loops (slow_conv_dilated2d, slow_conv_transpose2d) that cost ~10x
-# the arithmetic; one matrix product over stacked shifted views does the same sums quickly.
-
-
-def conv_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """A conv1d weight (C_out, C_in, K) as the (C_out, K * C_in) matrix `conv1d_by_matmul` takes."""
-    return weight.detach().permute(0, 2, 1).reshape(weight.shape[0], -1)
-
-
-def conv_transpose_matrix(weight: torch.Tensor) -> torch.Tensor:
-    """A conv_transpose1d weight (C_in, C_out, K) as the (C_out * K, C_in) matrix
-    `conv_transpose1d_by_matmul` takes."""
-    return weight.detach().reshape(weight.shape[0], -1).t().contiguous()
-
-
-def bias_column(bias: torch.Tensor | None) -> torch.Tensor | None:
-    """A conv bias (C_out,) as the (C_out, 1) column the matmul convolutions add."""
-    return None if bias is None else bias.detach().reshape(-1, 1)
-
-
-# Written for few operations per call (each costs ~1 us of dispatch, more than the arithmetic
-# on a few frames): one strided view stacks the taps, one matrix product applies all of them,
-# and batch 1 (every stream) skips the batched product.
-
-
-def stacked_taps(x: torch.Tensor, kernel: int, stride: int, dilation: int) -> torch.Tensor:
-    """The columns a (C_out, K * C_in) conv matrix multiplies, from unpadded x (B, C_in, L):
-    (K * C_in, frames) for a batch of 1, else (B, K * C_in, frames)."""
-    batch, channels, length = x.size(0), x.size(1), x.size(2)
-    if kernel == 1 and stride == 1:
-        return x[0] if batch == 1 else x
-    frames = (length - dilation * (kernel - 1) - 1) // stride + 1
-    s = x.stride()
-    # Tap k of frame f is sample f * stride + k * dilation: a (B, K, C, frames) view, tap-major
-    # like the matrix's columns, copied once into the stacked columns.
-    if batch == 1:
-        taps = x.as_strided([kernel, channels, frames], [dilation * s[2], s[1], stride * s[2]])
-        return taps.reshape(kernel * channels, frames)
-    taps = x.as_strided(
-        [batch, kernel, channels, frames], [s[0], dilation * s[2], s[1], stride * s[2]]
-    )
-    return taps.reshape(batch, kernel * channels, frames)
-
-
-def apply_matrix(
-    matrix: torch.Tensor, stacked: torch.Tensor, bias: torch.Tensor | None
-) -> torch.Tensor:
-    """matrix @ stacked (+ a (C_out, 1) bias column); 2-D stacked (batch 1) takes one addmm."""
-    if stacked.dim() == 2:
-        return torch.mm(matrix, stacked) if bias is None else torch.addmm(bias, matrix, stacked)
-    out = torch.matmul(matrix, stacked)
-    return out if bias is None else out + bias
-
-
-def conv1d_by_matmul(
-    x: torch.Tensor,
-    matrix: torch.Tensor,
-    bias: torch.Tensor | None,
-    stride: int,
-    dilation: int,
-) -> torch.Tensor:
-    """conv1d without padding of x (B, C_in, L) by a (C_out, K * C_in) weight matrix and a
-    (C_out, 1) bias column (`conv_matrix`, `bias_column`)."""
-    kernel = matrix.size(1) // x.size(1)
-    out = apply_matrix(matrix, stacked_taps(x, kernel, stride, dilation), bias)
-    return out.unsqueeze(0) if out.dim() == 2 else out
-
-
-def conv_transpose1d_by_matmul(
-    x: torch.Tensor, matrix: torch.Tensor, stride: int, kernel: int
-) -> torch.Tensor:
-    """conv_transpose1d without padding or bias of x (B, C_in, T) by a (C_out * K, C_in)
-    weight matrix (`conv_transpose_matrix`)."""
-    batch, frames = x.size(0), x.size(2)
-    # Every input frame spreads W^T x_t over K output samples; fold overlap-adds them.
-    columns = torch.mm(matrix, x[0]) if batch == 1 else torch.matmul(matrix, x)
-    length = (frames - 1) * stride + kernel
-    folded = F.fold(columns, (1, length), kernel_size=(1, kernel), stride=(1, stride))
-    return folded.view(batch, -1, length)
 
 
 def streamable_layers(module: nn.Module) -> Iterator[Streamable]:
