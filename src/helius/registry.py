@@ -42,8 +42,11 @@ class Kind:
         """The untrained model a validated config of this kind describes."""
         return _resolve(self.builder)(config)
 
+    def task_type(self) -> type:
+        return _resolve(self.task_class)
+
     def task(self, config: Any, **options: Any) -> Any:
-        return _resolve(self.task_class)(config, **options)
+        return self.task_type()(config, **options)
 
 
 KINDS: dict[str, Kind] = {}
@@ -123,5 +126,17 @@ register(
         config="helius.config.audio:AudioVAEConfig",
         builder="helius.models:build_prior",
         task_class="helius.train.prior_task:PriorTask",
+    )
+)
+register(
+    Kind(
+        name="vocoder",
+        system="HarmonicVAE",
+        summary="mel spectrogram -> waveform (ConvNeXt backbone, inverse-STFT head)",
+        checkpoint_kind="vocoder",
+        section="model",
+        config="helius.harmonic.vocoder_config:VocoderConfig",
+        builder="helius.harmonic.vocoder:build",
+        task_class="helius.harmonic.vocoder_task:VocoderTask",
     )
 )
