@@ -1,0 +1,16 @@
+import torch
+
+from helius.harmonic.psychoacoustic import hz_to_bark, schroeder_spreading_db
+
+
+def test_schroeder_spreading_matches_hand_computed_values():
+    # Hand-computed from 15.81 + 7.5 (dz + 0.474) - 17.5 sqrt(1 + (dz + 0.474)^2).
+    delta = torch.tensor([0.0, 1.0, -1.0, 3.0, -3.0], dtype=torch.float64)
+    expected = torch.tensor([-0.0014, -4.306, -7.908, -21.399, -50.678], dtype=torch.float64)
+    assert torch.allclose(schroeder_spreading_db(delta), expected, atol=2e-3)
+
+
+def test_bark_of_known_frequencies():
+    bark = hz_to_bark(torch.tensor([0.0, 1000.0], dtype=torch.float64))
+    assert abs(bark[0].item()) < 1e-9
+    assert abs(bark[1].item() - 8.51) < 0.05
