@@ -14,3 +14,16 @@ def test_bark_of_known_frequencies():
     bark = hz_to_bark(torch.tensor([0.0, 1000.0], dtype=torch.float64))
     assert abs(bark[0].item()) < 1e-9
     assert abs(bark[1].item() - 8.51) < 0.05
+
+
+def test_quiet_band_next_to_loud_one_weighs_less_than_alone():
+    from helius.harmonic.psychoacoustic import masking_weights
+
+    freqs = torch.linspace(200.0, 4000.0, 32)
+    alone = torch.full((1, 32, 1), -12.0)
+    alone[0, 16, 0] = -3.0  # a quiet tone
+    crowded = alone.clone()
+    crowded[0, 15, 0] = 3.0  # a loud neighbour just below it
+    w_alone = masking_weights(alone, freqs)[0, 16, 0]
+    w_crowded = masking_weights(crowded, freqs)[0, 16, 0]
+    assert w_crowded < w_alone

@@ -18,3 +18,33 @@ def schroeder_spreading_db(delta_bark: torch.Tensor) -> torch.Tensor:
     """
     shifted = delta_bark + 0.474
     return 15.81 + 7.5 * shifted - 17.5 * torch.sqrt(1.0 + shifted**2)
+
+
+DB_PER_LOG_MAGNITUDE = 20.0 / 2.302585092994046  # natural-log magnitude -> dB
+
+
+def masking_threshold_db(
+    log_mel: torch.Tensor, mel_frequencies_hz: torch.Tensor, offset_db: float = 10.0
+) -> torch.Tensor:
+    """(B, n_mels, frames) natural-log mel magnitudes -> simultaneous-masking threshold in dB.
+
+    Each band's power is spread over the others by Schroeder's function of their Bark
+    distance, summed in power, and lowered by `offset_db` (a masker hides less than its level).
+    """
+    bark = hz_to_bark(mel_frequencies_hz.to(log_mel))
+    delta = bark[:, None] - bark[None, :]  # [maskee, masker]
+    spreading = 10.0 ** (schroeder_spreading_db(delta) / 10.0)
+    power = 10.0 ** (log_mel * DB_PER_LOG_MAGNITUDE / 10.0)
+    spread = torch.einsum("km,bmt->bkt", spreading, power)
+    return 10.0 * torch.log10(spread.clamp_min(1e-20)) - offset_db
+
+
+def masking_weights(
+    log_mel: torch.Tensor, mel_frequencies_hz: torch.Tensor, offset_db: float = 10.0
+) -> torch.Tensor:
+    """Per-bin weights in (0, 1]: w = sigmoid((L - T) / 6 dB) with L the bin's level and T the
+    masking threshold, so a bin well under the threshold (masked) costs little and one well
+    above it costs fully."""
+    level_db = log_mel * DB_PER_LOG_MAGNITUDE
+    threshold = masking_threshold_db(log_mel, mel_frequencies_hz, offset_db)
+    return torch.sigmoid((level_db - threshold) / 6.0)
