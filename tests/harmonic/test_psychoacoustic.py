@@ -27,3 +27,17 @@ def test_quiet_band_next_to_loud_one_weighs_less_than_alone():
     w_alone = masking_weights(alone, freqs)[0, 16, 0]
     w_crowded = masking_weights(crowded, freqs)[0, 16, 0]
     assert w_crowded < w_alone
+
+
+def test_harmonicity_prefers_energy_on_the_targets_harmonics():
+    from helius.harmonic.psychoacoustic import harmonicity_loss
+
+    freqs = torch.linspace(50.0, 2000.0, 400)
+    bins_on = [int(torch.argmin((freqs - 200.0 * k).abs())) for k in (1, 2, 3, 4)]
+    bins_off = [int(torch.argmin((freqs - 200.0 * (k + 0.5)).abs())) for k in (1, 2, 3, 4)]
+    target = torch.full((1, 400, 1), -10.0)
+    target[0, bins_on, 0] = torch.tensor([0.0, -0.5, -1.0, -1.5])
+    shifted = torch.full((1, 400, 1), -10.0)
+    shifted[0, bins_off, 0] = torch.tensor([0.0, -0.5, -1.0, -1.5])
+    assert harmonicity_loss(target, target, freqs) < 0.05
+    assert harmonicity_loss(shifted, target, freqs) > 0.9

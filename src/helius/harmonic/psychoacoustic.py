@@ -48,3 +48,35 @@ def masking_weights(
     level_db = log_mel * DB_PER_LOG_MAGNITUDE
     threshold = masking_threshold_db(log_mel, mel_frequencies_hz, offset_db)
     return torch.sigmoid((level_db - threshold) / 6.0)
+
+
+def masked_l1(
+    predicted: torch.Tensor, target: torch.Tensor, mel_frequencies_hz: torch.Tensor
+) -> torch.Tensor:
+    """Log-mel L1 weighted by the target's masking weights (normalised to mean 1)."""
+    weights = masking_weights(target, mel_frequencies_hz).detach()
+    weights = weights / weights.mean().clamp_min(1e-8)
+    return (weights * (predicted - target).abs()).mean()
+
+
+def harmonicity_loss(
+    predicted: torch.Tensor,
+    target: torch.Tensor,
+    mel_frequencies_hz: torch.Tensor,
+    tolerance_semitones: float = 0.5,
+) -> torch.Tensor:
+    """Share of the prediction's power that lies off the target's harmonic comb, in [0, 1].
+
+    Per frame the target's strongest band gives the fundamental f0; bands within
+    `tolerance_semitones` of an integer multiple k f0 form the comb. Harmonic series are what
+    makes a tone read as pitched, so power drawn between harmonics sounds rough or noisy even
+    when an L1 on log-mel barely sees it.
+    """
+    freqs = mel_frequencies_hz.to(target)
+    f0 = freqs[target.argmax(dim=1)]  # (B, frames)
+    ratio = freqs[None, :, None] / f0[:, None, :].clamp_min(1.0)
+    nearest = ratio.round().clamp_min(1.0)
+    off_semitones = 12.0 * torch.log2(ratio.clamp_min(1e-6) / nearest).abs()
+    comb = (off_semitones <= tolerance_semitones).to(predicted)
+    power = predicted.exp() ** 2
+    return 1.0 - (comb * power).sum(dim=1).div(power.sum(dim=1).clamp_min(1e-12)).mean()
