@@ -18,6 +18,12 @@ from torch.utils.data import Dataset, Sampler
 from helius.errors import DataError
 
 
+def index_has_entries(index_path: str | os.PathLike) -> bool:
+    """Whether an index exists and lists anything (a validation index may be absent or empty)."""
+    path = Path(index_path)
+    return path.is_file() and bool(path.read_text().strip())
+
+
 def read_index(index_path: str | os.PathLike) -> list[Path]:
     """Segment paths listed in an index (relative entries resolve against the index's folder)."""
     index_path = Path(index_path)

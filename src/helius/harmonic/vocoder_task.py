@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from helius import fidelity, metrics, registry
-from helius.data.dataset import SegmentDataset
+from helius.data.dataset import SegmentDataset, index_has_entries
 from helius.errors import DataError
 from helius.harmonic.vocoder_config import VocoderConfig
 from helius.train.logging import TrainLogger
@@ -71,7 +71,7 @@ class VocoderTask(Task):
             data.train_index, self.sample_rate, crop, 1, random_crop=True, seed=train.seed
         )
         val_set = None
-        if Path(data.val_index).is_file() and Path(data.val_index).read_text().strip():
+        if index_has_entries(data.val_index):
             val_set = self.eval_dataset(data.val_index)
         return train_set, val_set
 

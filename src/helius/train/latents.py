@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from helius import progress
-from helius.data.dataset import SegmentDataset, read_index
+from helius.data.dataset import SegmentDataset, index_has_entries, read_index
 from helius.errors import ConfigError
 from helius.files import atomic_output
 
@@ -137,7 +137,7 @@ def load_or_encode(
         except Exception:  # an unreadable cache is rebuilt, never trusted
             pass
     train = encode_runs(model, train_index, sample_rate, channels, "train")
-    has_val = val_index.is_file() and val_index.read_text().strip()
+    has_val = index_has_entries(val_index)
     val = encode_runs(model, val_index, sample_rate, channels, "val") if has_val else []
     cache_dir.mkdir(parents=True, exist_ok=True)
     with atomic_output(cache_path) as tmp:

@@ -12,7 +12,7 @@ from torch import nn
 
 from helius import fidelity, metrics, progress, registry
 from helius.config import HeliusConfig
-from helius.data.dataset import SegmentDataset
+from helius.data.dataset import SegmentDataset, index_has_entries
 from helius.errors import DataError
 from helius.losses import CLIP_FFT_SIZES, WAVE_FFT_SIZES, beta_at, kl_loss, reconstruction_loss
 from helius.train.adversarial import AdversarialPhase
@@ -117,7 +117,7 @@ class VAETask(Task):
             seed=train.seed,
         )
         val_set = None
-        if Path(data.val_index).is_file() and Path(data.val_index).read_text().strip():
+        if index_has_entries(data.val_index):
             val_set = self.eval_dataset(data.val_index)
         return train_set, val_set
 
