@@ -5,7 +5,8 @@ Each measurement runs in a fresh process (so peak RSS is its own) with untrained
 does not depend on training):
   * streaming encode + decode through `StreamProcessor` for block sizes 512, 2048 and 8192,
     for the default causal wave VAE (configs/config.yaml) and the low-latency preset
-    (configs/lowlatency.yaml), with the algorithmic latency (block + one frame + PQMF delay);
+    (configs/lowlatency.yaml), with the algorithmic latency (block + one frame + PQMF delay),
+    and the default model again with int8 linear weights (`--precision int8`);
   * dream real-time factor for 60 s with the GRU and the Transformer prior (prior defaults);
   * peak RSS of dreaming 10 s and 10 min with the GRU prior (flat memory is the promise).
 Each row records the sample rate it ran at and the cores other processes used meanwhile (other
@@ -56,7 +57,7 @@ def child(spec: dict) -> dict:
     if spec["what"] == "stream":
         from helius.generate.stream import StreamProcessor
 
-        processor = StreamProcessor(vae)
+        processor = StreamProcessor(vae, precision=spec.get("precision", "float32"))
         block = spec["block"]
         audio = np.random.default_rng(0).standard_normal((1, block)).astype(np.float32) * 0.1
         for _ in range(max(3, 8192 // block)):  # warm-up, and fill the caches
@@ -120,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
         for block in args.blocks:
             spec = {**base, "what": "stream", "config": config, "block": block}
             rows.append(measure({**spec, "seconds": args.stream_seconds}))
+    for block in args.blocks:  # int8 linear weights (--precision int8): the stft model only
+        spec = {**base, "what": "stream", "config": "config.yaml", "block": block}
+        rows.append(measure({**spec, "seconds": args.stream_seconds, "precision": "int8"}))
     for kind in ("gru", "transformer"):
         overrides = [*args.overrides, f"prior.kind={kind}"]
         spec = {"what": "dream", "config": "config.yaml", "overrides": overrides}
@@ -149,7 +153,8 @@ def _targets() -> dict:
 
 def _label(row: dict) -> str:
     if row["what"] == "stream":
-        return f"stream {row['config']}, block {row['block']}"
+        int8 = ", int8" if row.get("precision") == "int8" else ""
+        return f"stream {row['config']}, block {row['block']}{int8}"
     suffix = " (memory)" if row.get("memory") else ""
     return f"dream {row['seconds']:g} s, {row['prior']} prior{suffix}"
 

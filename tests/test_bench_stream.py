@@ -39,8 +39,9 @@ def test_stream_benchmark_runs_and_writes_json(tmp_path):
     )
     assert completed.returncode == 0, completed.stderr
     assert "| stream lowlatency.yaml, block 512 |" in completed.stdout
+    assert "| stream config.yaml, block 512, int8 |" in completed.stdout
     [result] = tmp_path.glob("stream-*.json")
     rows = json.loads(result.read_text())["rows"]
-    assert len(rows) == 2 + 2 + 2
+    assert len(rows) == 2 + 1 + 2 + 2  # per config, int8, dream, memory
     assert all(row["x_realtime"] > 0 and row["peak_rss_mb"] > 0 for row in rows)
     assert all(row["latency_ms"] > 0 for row in rows if row["what"] == "stream")

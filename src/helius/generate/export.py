@@ -54,6 +54,7 @@ from helius.files import atomic_output
 from helius.models.checkpoint import check_pair, load_prior, load_vae
 from helius.models.prior import LatentPrior
 from helius.models.wave_vae import WaveVAE
+from helius.nn.quantize import check_precision, int8_copy
 from helius.nn.streaming import share_reset_counter
 
 FLOAT_ATTRIBUTE = 2  # nn~'s type code of a float attribute argument
@@ -284,17 +285,46 @@ def script(module: nn.Module) -> torch.jit.ScriptModule:
         return torch.jit.script(module.eval())
 
 
-def streaming_engine(vae: WaveVAE) -> torch.jit.ScriptModule:
+def streaming_engine(vae: WaveVAE, precision: str = "float32") -> torch.jit.ScriptModule:
     """The scripted streaming copy of `vae` (batch 1) that `helius stream` and `live` run.
 
     The same module `helius export` writes: streaming through it rather than through the
     Python layers is 2-3x faster at one latent frame per block, because TorchScript dispatches
     the ~1,000 small operations of a call without Python in between. Like an export, it is
-    checked against the Python model's streaming output before it is used.
+    checked against the Python model's streaming output before it is used. With precision
+    "int8" it runs a copy whose linear layers hold int8 weights (`helius.nn.quantize`), checked
+    to stream like that copy offline and to stay close to the float32 model.
     """
-    engine = script(ExportedVAE(vae))
-    _check_against(engine, vae, batch_size=1)
+    model = vae
+    if check_precision(precision) == "int8":
+        model = int8_copy(vae)
+        _check_quantized(model, vae)
+    engine = script(ExportedVAE(model))
+    _check_against(engine, model, batch_size=1)
     return engine
+
+
+QUANTIZED_TOLERANCE_DB = -20.0  # int8 output vs float32, relative: measured -39..-54 dB
+
+
+@torch.no_grad()
+def _check_quantized(quantized: nn.Module, vae: WaveVAE) -> None:
+    """Refuse an int8 copy whose output strays from the float32 model's on a test signal."""
+    generator = torch.Generator().manual_seed(0)
+    audio = 0.1 * torch.randn(1, vae.channels, 8 * vae.hop_samples, generator=generator)
+    outputs = []
+    for model in (vae, quantized):
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            outputs.append(model.decode(model.encode(audio)[0]))
+    expected, got = outputs
+    error = 20 * torch.log10((got - expected).norm() / expected.norm().clamp_min(1e-12)).item()
+    if error > QUANTIZED_TOLERANCE_DB:
+        raise ConfigError(
+            f"with int8 weights this model's output differs from its float32 output by "
+            f"{error:.1f} dB (more than {QUANTIZED_TOLERANCE_DB:g} dB); stream it with "
+            "--precision float32"
+        )
 
 
 @torch.no_grad()

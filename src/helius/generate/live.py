@@ -259,6 +259,7 @@ def open_session(
     vae_checkpoint: str | os.PathLike,
     prior_checkpoint: str | os.PathLike | None = None,
     transform: LatentTransform | None = None,
+    precision: str = "float32",
     **session_options: Any,
 ) -> LiveSession:
     """Load the models and build a (not yet started) live session around them."""
@@ -267,7 +268,7 @@ def open_session(
     if prior_checkpoint is not None:
         prior, prior_config = load_prior(prior_checkpoint)
         check_pair(vae_config, prior_config, prior_checkpoint)
-    return LiveSession(StreamProcessor(vae, transform, prior), **session_options)
+    return LiveSession(StreamProcessor(vae, transform, prior, precision), **session_options)
 
 
 def open_sound_stream(**stream_options: Any) -> Any:

@@ -82,6 +82,7 @@ class StreamProcessor:
         vae: nn.Module,
         transform: LatentTransform | None = None,
         prior: LatentPrior | None = None,
+        precision: str = "float32",
     ) -> None:
         if not getattr(vae, "can_stream", False):
             raise ConfigError(
@@ -91,7 +92,9 @@ class StreamProcessor:
         self.vae = vae.eval()
         # Blocks run through the scripted model (what `helius export` writes): the same layers
         # as the Python model in streaming mode, 2-3x faster without Python between operations.
-        self.engine = streaming_engine(self.vae)
+        # "int8" runs it with int8 linear weights: about twice as fast on a CPU.
+        self.engine = streaming_engine(self.vae, precision)
+        self.precision = precision
         self.transform = transform or LatentTransform()
         if self.transform.prior_mix and prior is None:
             raise ConfigError("--prior_mix needs a prior: pass --prior_ckpt")
@@ -211,6 +214,7 @@ def stream_file(
     block_size: int = 2048,
     transform: LatentTransform | None = None,
     prior_checkpoint: str | os.PathLike | None = None,
+    precision: str = "float32",
 ) -> StreamResult:
     """Transform a file block by block as a live stream would, and write the result.
 
@@ -223,7 +227,7 @@ def stream_file(
     if prior_checkpoint is not None:
         prior, prior_config = load_prior(prior_checkpoint)
         check_pair(vae_config, prior_config, prior_checkpoint)
-    processor = StreamProcessor(vae, transform, prior)
+    processor = StreamProcessor(vae, transform, prior, precision)
     started = time.perf_counter()
     info, blocks = io.read_blocks(input_path, vae.sample_rate, mono=vae.channels == 1)
     bar = progress.bar(total=info.duration_seconds, desc="stream", unit="s")

@@ -74,7 +74,18 @@ def add_commands(commands) -> None:
         "--block_size", "--block-size", type=int, default=2048, help="samples per block"
     )
     add_transform_options(stream)
+    add_precision_option(stream)
     stream.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "int8"],
+        default="float32",
+        help="int8: linear layers with int8 weights, about 2x faster on a CPU, output within "
+        "about -40 dB of float32 (default: float32)",
+    )
 
 
 def add_transform_options(parser: argparse.ArgumentParser) -> None:
@@ -192,6 +203,7 @@ def _run_stream(args: argparse.Namespace) -> int:
         block_size=args.block_size,
         transform=transform_from(args),
         prior_checkpoint=args.prior_ckpt,
+        precision=args.precision,
     )
     print(
         f"wrote {result.output} ({result.seconds:.2f} s): the model ran at "

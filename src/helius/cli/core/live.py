@@ -9,7 +9,7 @@ from pathlib import Path
 
 from helius import progress
 from helius.cli.common import add_vae_checkpoint, command
-from helius.cli.core.generate import add_transform_options, transform_from
+from helius.cli.core.generate import add_precision_option, add_transform_options, transform_from
 from helius.errors import ConfigError
 
 STATUS_INTERVAL_SECONDS = 1.0
@@ -52,6 +52,7 @@ def add_commands(commands) -> None:
         help="blocks of silence the model starts ahead by: fewer underruns, more latency",
     )
     add_transform_options(live)
+    add_precision_option(live)
     live.add_argument(
         "--list-devices", "--list_devices", action="store_true", help="list sound devices, exit"
     )
@@ -82,6 +83,7 @@ def _run_live(args: argparse.Namespace) -> int:
         args.vae_ckpt,
         args.prior_ckpt,
         transform_from(args),
+        args.precision,
         block_size=args.block_size,
         input_device=args.input_device,
         output_device=args.output_device,
