@@ -6,7 +6,7 @@ does not depend on training):
   * streaming encode + decode through `StreamProcessor` for block sizes 512, 2048 and 8192,
     for the default causal wave VAE (configs/config.yaml) and the low-latency preset
     (configs/lowlatency.yaml), with the algorithmic latency (block + one frame + PQMF delay),
-    and the default model again with int8 linear weights (`--precision int8`);
+    and the default model again with int8 weights (`--precision int8`);
   * dream real-time factor for 60 s with the GRU and the Transformer prior (prior defaults);
   * peak RSS of dreaming 10 s and 10 min with the GRU prior (flat memory is the promise).
 Each row records the sample rate it ran at and the cores other processes used meanwhile (other
@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         for block in args.blocks:
             spec = {**base, "what": "stream", "config": config, "block": block}
             rows.append(measure({**spec, "seconds": args.stream_seconds}))
-    for block in args.blocks:  # int8 linear weights (--precision int8): the stft model only
+    for block in args.blocks:  # int8 weights (--precision int8): the stft model only
         spec = {**base, "what": "stream", "config": "config.yaml", "block": block}
         rows.append(measure({**spec, "seconds": args.stream_seconds, "precision": "int8"}))
     for kind in ("gru", "transformer"):

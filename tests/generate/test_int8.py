@@ -19,7 +19,8 @@ from helius.generate import export
 from helius.generate.stream import StreamProcessor, stream_blocks
 from helius.models import build_model
 from helius.models.checkpoint import save_checkpoint
-from helius.nn.quantize import int8_copy, quantized_layers
+from helius.nn.quantize import Int8CachedConv1d, int8_copy, quantized_layers
+from helius.nn.streaming import CachedConv1d
 
 SAMPLE_RATE = 16000
 STFT = [
@@ -62,21 +63,27 @@ def stream(model, audio, block_size, precision="float32") -> np.ndarray:
 
 
 def offline(model, audio: np.ndarray) -> np.ndarray:
-    """The whole signal reconstructed at once, shifted by the model's delay (as streamed)."""
+    """The whole signal reconstructed at once, shifted by the model's delay (as streamed); any
+    noise is drawn under seed 0, as a stream's is."""
     delay, hop = model.output_delay_samples, model.hop_samples
     total = -(-(audio.shape[1] + delay) // hop) * hop
     padded = np.pad(audio, ((0, 0), (0, total - audio.shape[1])))
+    torch.manual_seed(0)
     with torch.no_grad():
         rebuilt = model.decode(model.encode(torch.from_numpy(padded)[None])[0])[0].numpy()
     return rebuilt[:, delay : delay + audio.shape[1]]
 
 
-def test_every_linear_layer_is_quantized_and_the_original_is_untouched(vae):
+def test_linear_and_ungrouped_conv_layers_are_quantized_and_the_original_is_untouched(vae):
     linears = sum(isinstance(module, torch.nn.Linear) for module in vae.modules())
     assert linears == 2 * 3 + 1  # two per ConvNeXt block (1 + 2 blocks) and the output head
+    convs = [m for m in vae.modules() if isinstance(m, CachedConv1d) and m.groups == 1]
+    assert len(convs) == 5  # encoder input, down, mu, logvar; decoder input
     before = {name: value.clone() for name, value in vae.state_dict().items()}
     quantized = int8_copy(vae)
-    assert quantized_layers(quantized) == linears
+    int8_convs = [m for m in quantized.modules() if isinstance(m, Int8CachedConv1d)]
+    assert len(int8_convs) == len(convs)
+    assert quantized_layers(quantized) == linears + len(convs)
     assert quantized_layers(vae) == 0
     assert all(torch.equal(before[name], value) for name, value in vae.state_dict().items())
 
@@ -109,10 +116,25 @@ def test_an_int8_copy_that_strays_is_refused(config, vae, monkeypatch):
         StreamProcessor(vae, precision="int8")
 
 
-def test_models_without_linear_layers_and_unknown_precisions_are_refused(vae):
+def test_an_int8_conv_is_the_float_conv_up_to_rounding():
+    torch.manual_seed(0)
+    conv = CachedConv1d(8, 16, 3, stride=2, dilation=1, causal=True).eval()
+    x = torch.randn(2, 8, 40)
+    with torch.no_grad():
+        expected, got = conv(x), Int8CachedConv1d(conv)(x)
+    assert got.shape == expected.shape == (2, 16, 20)
+    assert relative_db(got.numpy(), expected.numpy()) < -30.0
+
+
+def test_the_pqmf_design_is_refused():
     pqmf = build_model(load_config(REPO / "configs" / "tiny.yaml").model, SAMPLE_RATE).eval()
-    with pytest.raises(ConfigError, match="no linear layers"):
+    with pytest.raises(ConfigError, match="model.wave.transform: stft"):
         StreamProcessor(pqmf, precision="int8")
+
+
+def test_models_with_nothing_to_quantize_and_unknown_precisions_are_refused(vae):
+    with pytest.raises(ConfigError, match="Sequential has neither"):
+        int8_copy(torch.nn.Sequential(torch.nn.ReLU()))
     with pytest.raises(ConfigError, match="float32, int8"):
         StreamProcessor(vae, precision="float16")
 

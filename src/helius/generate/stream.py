@@ -92,7 +92,7 @@ class StreamProcessor:
         self.vae = vae.eval()
         # Blocks run through the scripted model (what `helius export` writes): the same layers
         # as the Python model in streaming mode, 2-3x faster without Python between operations.
-        # "int8" runs it with int8 linear weights: about twice as fast on a CPU.
+        # "int8" runs it with int8 weights (helius.nn.quantize): about 4x as fast on a CPU.
         self.engine = streaming_engine(self.vae, precision)
         self.precision = precision
         self.transform = transform or LatentTransform()
