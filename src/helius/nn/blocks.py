@@ -139,7 +139,8 @@ class ResidualUnit(nn.Module, Streamable):
         scaled = self.fused_alpha * x
         sine = torch.sin(scaled)
         buffer = torch.cat([cache, torch.addcmul(scaled, sine, sine)], dim=2)
-        self.stream_cache = buffer[:, :, buffer.size(2) - self.kept_samples :].detach()
+        kept = self.kept_samples
+        self.stream_cache = buffer.narrow(2, buffer.size(2) - kept, kept).detach()
         stacked = stacked_taps(buffer, 3, 1, self.dilation)
         hidden = apply_matrix(self.fused_inner, stacked, self.fused_inner_bias)
         sine = torch.sin(hidden)
@@ -239,9 +240,9 @@ class FilteredNoise(nn.Module, Streamable):
         # Filtering noise of length frames + taps - 1 without padding; a sum of shifted copies,
         # because the backward pass of a depthwise conv1d is very slow on CPU.
         noise = self._noise(gain, frames, taps - 1)
-        shaped = self.filter_taps[:, 0, None] * noise[:, :, :frames]
+        shaped = self.filter_taps[:, 0, None] * noise.narrow(2, 0, frames)
         for tap in range(1, taps):
-            shaped = shaped + self.filter_taps[:, tap, None] * noise[:, :, tap : tap + frames]
+            shaped = shaped + self.filter_taps[:, tap, None] * noise.narrow(2, tap, frames)
         return gain * shaped
 
     def _noise(self, like: torch.Tensor, frames: int, overlap: int) -> torch.Tensor:
@@ -256,5 +257,5 @@ class FilteredNoise(nn.Module, Streamable):
             drawn += self.noise_block_frames
         noise = torch.cat(parts, dim=-1)
         if self.streaming_enabled:
-            self.stream_cache = noise[:, :, frames:]
+            self.stream_cache = noise.narrow(2, frames, noise.size(2) - frames)
         return noise

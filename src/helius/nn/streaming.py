@@ -135,8 +135,10 @@ class InputCache(Streamable):
             return None
         frames = (available - self.window_samples) // self.stride_samples + 1
         # Keep what the next frame starts from; detached so a long stream holds no graph.
-        self.stream_cache = buffer[:, :, frames * self.stride_samples :].detach()
-        return buffer[:, :, : (frames - 1) * self.stride_samples + self.window_samples]
+        kept = frames * self.stride_samples
+        self.stream_cache = buffer.narrow(2, kept, available - kept).detach()
+        # narrow, not [:, :, a:b]: TorchScript runs one op for it instead of one per dimension
+        return buffer.narrow(2, 0, (frames - 1) * self.stride_samples + self.window_samples)
 
 
 class OutputOverlap(Streamable):
@@ -159,13 +161,14 @@ class OutputOverlap(Streamable):
         """Cut T * stride samples from the full transposed-conv output `full` (bias-free)."""
         length = frames * self.stride_samples
         if not self.streaming_enabled:
-            return full[:, :, self.left_trim : self.left_trim + length]
+            return full.narrow(2, self.left_trim, length)
         cache = self._stream_state(full)
         if cache is not None:
             overlap = cache.size(-1)
-            full = torch.cat([full[:, :, :overlap] + cache, full[:, :, overlap:]], dim=-1)
-        self.stream_cache = full[:, :, length:].detach()
-        return full[:, :, :length]
+            rest = full.narrow(2, overlap, full.size(2) - overlap)
+            full = torch.cat([full.narrow(2, 0, overlap) + cache, rest], dim=-1)
+        self.stream_cache = full.narrow(2, length, full.size(2) - length).detach()
+        return full.narrow(2, 0, length)
 
 
 class CachedConv1d(nn.Conv1d, InputCache):
