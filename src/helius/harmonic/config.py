@@ -1,0 +1,96 @@
+"""The config of the mel-spectrogram VAE (model kind `mel_vae`, HarmonicVAE's manual): the
+prepared data, the mel features and the network over fixed-length mel patches, and its
+objective with the manual's beta annealing.
+
+Like the vocoder's, the mel settings carry no sample rate: it is `data.sample_rate`. Defaults
+are the manual's: 22050 Hz, n_fft 2048, hop 512, 128 mel bands (`n_mels 256, n_fft 4096` is its
+high-resolution setting), latent_dim 128 (the manual uses 64 to 256).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from helius.config.audio import DataConfig
+from helius.config.base import Section
+from helius.config.train import TrainConfig
+
+
+class MelDataConfig(DataConfig):
+    """The prepared folder the mel VAE trains on; at the manual's 22050 Hz unless told."""
+
+    sample_rate: int = Field(22050, gt=0, description="Hz; prep resamples to this")
+
+
+class MelVAEModelConfig(Section):
+    """Log-mel patches of `segment_length` seconds in, the same out, through a latent vector."""
+
+    kind: Literal["mel_vae"] = "mel_vae"
+    n_fft: int = Field(2048, ge=16, description="STFT size of the mel analysis")
+    hop_length: int = Field(512, ge=1, description="samples per mel frame")
+    n_mels: int = Field(128, ge=8, description="mel bands")
+    f_min: float = Field(0.0, ge=0, description="lowest mel filter edge, Hz")
+    f_max: float | None = Field(None, gt=0, description="highest mel filter edge; None: Nyquist")
+    segment_length: float = Field(2.0, gt=0, description="seconds of audio per mel patch")
+    architecture: Literal["mlp", "conv"] = Field(
+        "mlp",
+        description="mlp: the manual's dense encoder/decoder; conv: 2-D convs over time x mel",
+    )
+    latent_dim: int = Field(128, ge=2, le=1024, description="latent size (manual: 64 to 256)")
+    hidden_dims: list[int] = Field(
+        [1024, 512, 256], min_length=1, description="mlp widths, encoder order (decoder reversed)"
+    )
+    conv_channels: list[int] = Field(
+        [32, 64, 128, 256], min_length=1, description="conv channels, each stage halves time x mel"
+    )
+    logvar_min: float = Field(-10.0, description="floor of the posterior's log-variance")
+
+    def patch_frames(self, sample_rate: int) -> int:
+        """Mel frames in one patch: centred frames of segment_length seconds."""
+        return int(self.segment_length * sample_rate) // self.hop_length + 1
+
+    @model_validator(mode="after")
+    def _consistent_sizes(self) -> MelVAEModelConfig:
+        if self.hop_length > self.n_fft:
+            raise ValueError(f"hop_length ({self.hop_length}) must be <= n_fft ({self.n_fft})")
+        if any(width < 1 for width in [*self.hidden_dims, *self.conv_channels]):
+            raise ValueError("hidden_dims and conv_channels must be positive")
+        return self
+
+
+class MelVAETrainConfig(TrainConfig):
+    """The shared training keys plus the mel VAE's objective and the manual's beta annealing:
+    the KL weight goes linearly from beta_start to beta_end over beta_steps epochs."""
+
+    batch_size: int = Field(32, ge=1)
+    learning_rate: float = Field(1e-3, gt=0)
+    beta_start: float = Field(0.0, ge=0, description="KL weight at epoch 0")
+    beta_end: float = Field(1.0, ge=0, description="KL weight from epoch beta_steps on")
+    beta_steps: int = Field(10, ge=0, description="epochs of annealing (0: beta_end at once)")
+    reconstruction: Literal["l1", "mse", "masked_l1"] = Field(
+        "masked_l1",
+        description="log-mel L1, MSE, or L1 weighted by a simultaneous-masking model "
+        "(helius.harmonic.psychoacoustic)",
+    )
+    harmonicity_weight: float = Field(
+        0.1, ge=0, description="weight of the harmonicity term (0: off)"
+    )
+    checkpoint_dir: str = "checkpoints/mel_vae"
+    log_dir: str = "runs/mel_vae"
+
+    def beta(self, epoch: float) -> float:
+        """The KL weight at `epoch` (fractional epochs anneal smoothly)."""
+        if self.beta_steps == 0 or epoch >= self.beta_steps:
+            return self.beta_end
+        share = max(epoch, 0.0) / self.beta_steps
+        return self.beta_start + share * (self.beta_end - self.beta_start)
+
+
+class MelVAEConfig(Section):
+    """A whole mel VAE config: `model: {kind: mel_vae}` selects it (helius.config.load_config)."""
+
+    data: MelDataConfig = Field(default_factory=MelDataConfig)
+    model: MelVAEModelConfig = Field(default_factory=MelVAEModelConfig)
+    train: MelVAETrainConfig = Field(default_factory=MelVAETrainConfig)
