@@ -13,26 +13,15 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from helius.config.audio import DataConfig
 from helius.config.base import Section
 from helius.config.train import TrainConfig
+from helius.harmonic.mel_config import HarmonicDataConfig, MelFeaturesConfig
 
 
-class MelDataConfig(DataConfig):
-    """The prepared folder the mel VAE trains on; at the manual's 22050 Hz unless told."""
-
-    sample_rate: int = Field(22050, gt=0, description="Hz; prep resamples to this")
-
-
-class MelVAEModelConfig(Section):
+class MelVAEModelConfig(MelFeaturesConfig):
     """Log-mel patches of `segment_length` seconds in, the same out, through a latent vector."""
 
     kind: Literal["mel_vae"] = "mel_vae"
-    n_fft: int = Field(2048, ge=16, description="STFT size of the mel analysis")
-    hop_length: int = Field(512, ge=1, description="samples per mel frame")
-    n_mels: int = Field(128, ge=8, description="mel bands")
-    f_min: float = Field(0.0, ge=0, description="lowest mel filter edge, Hz")
-    f_max: float | None = Field(None, gt=0, description="highest mel filter edge; None: Nyquist")
     segment_length: float = Field(2.0, gt=0, description="seconds of audio per mel patch")
     architecture: Literal["mlp", "conv"] = Field(
         "mlp",
@@ -91,6 +80,6 @@ class MelVAETrainConfig(TrainConfig):
 class MelVAEConfig(Section):
     """A whole mel VAE config: `model: {kind: mel_vae}` selects it (helius.config.load_config)."""
 
-    data: MelDataConfig = Field(default_factory=MelDataConfig)
+    data: HarmonicDataConfig = Field(default_factory=HarmonicDataConfig)
     model: MelVAEModelConfig = Field(default_factory=MelVAEModelConfig)
     train: MelVAETrainConfig = Field(default_factory=MelVAETrainConfig)

@@ -12,29 +12,17 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from helius.config.audio import DataConfig
 from helius.config.base import Section
 from helius.config.train import TrainConfig
+from helius.harmonic.mel_config import HarmonicDataConfig, MelFeaturesConfig
+
+VocoderDataConfig = HarmonicDataConfig
 
 
-class VocoderDataConfig(DataConfig):
-    """The prepared folder the vocoder trains on; at the manual's 22050 Hz unless told."""
-
-    sample_rate: int = Field(22050, gt=0, description="Hz; prep resamples to this")
-
-
-class VocoderModelConfig(Section):
+class VocoderModelConfig(MelFeaturesConfig):
     """Mel features in, and a ConvNeXt backbone with an inverse-STFT head (Vocos-style)."""
 
     kind: Literal["vocoder"] = "vocoder"
-    # The mel features (helius.nn.mel.LogMel), without a sample rate.
-    n_fft: int = Field(2048, ge=16, description="STFT size of the mel analysis")
-    hop_length: int = Field(512, ge=1, description="samples per mel frame")
-    n_mels: int = Field(128, ge=8, description="mel bands")
-    f_min: float = Field(0.0, ge=0, description="lowest mel filter edge, Hz")
-    f_max: float | None = Field(
-        None, gt=0, description="highest mel filter edge, Hz; None: Nyquist"
-    )
     # The backbone: causal ConvNeXt blocks over mel frames, delayed to see the future.
     width: int = Field(256, ge=8, description="channels of the ConvNeXt blocks")
     blocks: int = Field(8, ge=1, description="ConvNeXt blocks")
