@@ -24,6 +24,14 @@ def index_has_entries(index_path: str | os.PathLike) -> bool:
     return path.is_file() and bool(path.read_text().strip())
 
 
+def with_validation(
+    train_set: SegmentDataset, val_index: str | os.PathLike, eval_dataset
+) -> tuple[SegmentDataset, SegmentDataset | None]:
+    """A task's (train, validation) pair: `eval_dataset(val_index)` when that index lists
+    anything, else no validation."""
+    return train_set, eval_dataset(val_index) if index_has_entries(val_index) else None
+
+
 def read_index(index_path: str | os.PathLike) -> list[Path]:
     """Segment paths listed in an index (relative entries resolve against the index's folder)."""
     index_path = Path(index_path)

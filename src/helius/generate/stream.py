@@ -94,7 +94,6 @@ class StreamProcessor:
         # as the Python model in streaming mode, 2-3x faster without Python between operations.
         # "int8" runs it with int8 weights (helius.nn.quantize): about 4x as fast on a CPU.
         self.engine = streaming_engine(self.vae, precision)
-        self.precision = precision
         self.transform = transform or LatentTransform()
         if self.transform.prior_mix and prior is None:
             raise ConfigError("--prior_mix needs a prior: pass --prior_ckpt")

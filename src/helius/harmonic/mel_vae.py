@@ -28,6 +28,7 @@ from torch import nn
 from helius.audio.features import hz_to_mel, mel_to_hz
 from helius.harmonic.config import MelVAEConfig, MelVAEModelConfig, MelVAETrainConfig
 from helius.harmonic.psychoacoustic import harmonicity_loss, masked_l1
+from helius.losses import kl_per_dim
 from helius.nn.mel import LogMel
 
 __all__ = ["MelVAE", "build", "mel_centres_hz"]
@@ -160,7 +161,7 @@ class MelVAE(nn.Module):
             reconstruction = (rebuilt - log_mel).pow(2).mean()
         else:
             reconstruction = masked_l1(rebuilt, log_mel, self.centres_hz)
-        kl = (0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)).sum(dim=1).mean()
+        kl = kl_per_dim(mu, logvar).sum()  # nats per latent vector
         beta = objective.beta(epoch)
         parts = {"reconstruction": reconstruction, "kl": kl}
         total = reconstruction + beta * kl

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from helius import fidelity, metrics, registry
-from helius.data.dataset import SegmentDataset, index_has_entries
+from helius.data.dataset import SegmentDataset, with_validation
 from helius.errors import DataError
 from helius.harmonic.vocoder_config import VocoderConfig
 from helius.train.logging import TrainLogger
@@ -70,10 +70,7 @@ class VocoderTask(Task):
         train_set = SegmentDataset(
             data.train_index, self.sample_rate, crop, 1, random_crop=True, seed=train.seed
         )
-        val_set = None
-        if index_has_entries(data.val_index):
-            val_set = self.eval_dataset(data.val_index)
-        return train_set, val_set
+        return with_validation(train_set, data.val_index, self.eval_dataset)
 
     def eval_dataset(self, index_path: str | Path) -> SegmentDataset:
         """Whole segments (in whole mel hops) from an index, in order, for measuring."""

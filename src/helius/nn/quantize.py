@@ -53,9 +53,10 @@ class Int8CachedConv1d(CachedConv1d):
             causal=conv.causal,
         )
         self.load_state_dict(conv.state_dict())
-        linear = nn.Linear(*reversed(conv_matrix(conv.weight).shape), bias=conv.bias is not None)
+        matrix = conv_matrix(conv.weight)
+        linear = nn.Linear(matrix.shape[1], matrix.shape[0], bias=conv.bias is not None)
         with torch.no_grad():
-            linear.weight.copy_(conv_matrix(conv.weight))
+            linear.weight.copy_(matrix)
             if conv.bias is not None:
                 linear.bias.copy_(conv.bias)
         self.taps = conv.kernel_size[0]

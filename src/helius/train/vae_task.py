@@ -12,7 +12,7 @@ from torch import nn
 
 from helius import fidelity, metrics, progress, registry
 from helius.config import HeliusConfig
-from helius.data.dataset import SegmentDataset, index_has_entries
+from helius.data.dataset import SegmentDataset, with_validation
 from helius.errors import DataError
 from helius.losses import CLIP_FFT_SIZES, WAVE_FFT_SIZES, beta_at, kl_loss, reconstruction_loss
 from helius.train.adversarial import AdversarialPhase
@@ -116,10 +116,7 @@ class VAETask(Task):
             random_crop=not self.is_clip,
             seed=train.seed,
         )
-        val_set = None
-        if index_has_entries(data.val_index):
-            val_set = self.eval_dataset(data.val_index)
-        return train_set, val_set
+        return with_validation(train_set, data.val_index, self.eval_dataset)
 
     def eval_dataset(self, index_path: str | Path) -> SegmentDataset:
         """Whole segments (in whole latent frames) from an index, in order, for measuring."""
