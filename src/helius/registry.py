@@ -140,3 +140,15 @@ register(
         task_class="helius.harmonic.vocoder_task:VocoderTask",
     )
 )
+register(
+    Kind(
+        name="mel_vae",
+        system="HarmonicVAE",
+        summary="one latent per log-mel patch (mlp or conv), psychoacoustic objective",
+        checkpoint_kind="mel_vae",
+        section="model",
+        config="helius.harmonic.config:MelVAEConfig",
+        builder="helius.harmonic.mel_vae:build",
+        task_class="helius.harmonic.mel_task:MelVAETask",
+    )
+)

@@ -91,7 +91,8 @@ def test_the_objective_parts_and_annealed_beta():
     objective = config("mlp", harmonicity_weight=0.5, beta_start=0.0, beta_steps=2).train
     torch.manual_seed(1)
     total, parts = model.loss(log_mel, objective, epoch=1.0)
-    expected = parts["reconstruction"] + 0.5 * parts["kl"] + 0.5 * parts["harmonicity"]
+    kl_per_bin = parts["kl"] / (model.n_mels * model.frames)
+    expected = parts["reconstruction"] + 0.5 * kl_per_bin + 0.5 * parts["harmonicity"]
     assert total.item() == pytest.approx(expected.item(), rel=1e-5)
 
 

@@ -40,6 +40,7 @@ class TrainConfig(Section):
     val_every_steps: int = Field(500, ge=1)
     early_stopping_patience: int | None = Field(None, ge=1, description="validations")
     keep_last: int = Field(3, ge=1, description="epoch checkpoints kept")
+    checkpoint_every_epochs: int = Field(1, ge=1, description="save an epoch checkpoint every N")
     max_nonfinite_steps: int = Field(5, ge=1, description="then reload and halve the LR")
     seed: int = 0
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N or mps")

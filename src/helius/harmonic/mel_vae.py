@@ -12,8 +12,11 @@ Two architectures (`model.architecture`):
   is padded at its top band and last frame to a multiple of 2^stages and cropped on the way out.
 
 The objective (`MelVAE.loss`): a reconstruction term on log-mel (L1, MSE, or the masking-
-weighted L1 of `helius.harmonic.psychoacoustic`), the harmonicity term times its weight, and
-beta x the Gaussian KL (nats per latent vector, summed over dimensions).
+weighted L1 of `helius.harmonic.psychoacoustic`, each a mean over the patch's bins), the
+harmonicity term times its weight, and beta x the Gaussian KL divided by the bins of a patch.
+That division keeps beta = 1 the ELBO's own balance (a summed per-bin error against the KL of
+the whole vector): with a mean error and the whole KL, beta = 1 would weigh the KL thousands of
+times too much (128 bands x 87 frames) and the posterior would collapse.
 """
 
 from __future__ import annotations
@@ -77,6 +80,7 @@ class MelVAE(nn.Module):
         centres = mel_centres_hz(sample_rate, model.n_mels, model.f_min, model.f_max)
         self.register_buffer("centres_hz", torch.as_tensor(centres, dtype=torch.float32), False)
         self.n_mels, self.frames = model.n_mels, model.patch_frames(sample_rate)
+        self.bins = self.n_mels * self.frames
         self.latent_dim = model.latent_dim
         if model.architecture == "mlp":
             widths = [self.n_mels * self.frames, *model.hidden_dims]
@@ -164,7 +168,7 @@ class MelVAE(nn.Module):
         kl = kl_per_dim(mu, logvar).sum()  # nats per latent vector
         beta = objective.beta(epoch)
         parts = {"reconstruction": reconstruction, "kl": kl}
-        total = reconstruction + beta * kl
+        total = reconstruction + beta * kl / self.bins
         if objective.harmonicity_weight > 0:
             parts["harmonicity"] = harmonicity_loss(rebuilt, log_mel, self.centres_hz)
             total = total + objective.harmonicity_weight * parts["harmonicity"]

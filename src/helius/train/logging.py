@@ -48,6 +48,11 @@ class TrainLogger:
             self.writer.add_audio(name, clip[None], step, sample_rate=sample_rate)
             self.writer.add_image(f"{name}_spectrogram", spectrogram_image(clip), step)
 
+    def image(self, name: str, image: torch.Tensor | np.ndarray, step: int) -> None:
+        """Log a (channels, height, width) image with values in [0, 1]."""
+        if self.writer is not None:
+            self.writer.add_image(name, image, step)
+
     def text(self, name: str, text: str, step: int) -> None:
         if self.writer is not None:
             self.writer.add_text(name, text, step)

@@ -51,6 +51,7 @@ class Task:
     name = "model"  # epoch checkpoints are <name>_epoch{N}.pt
     kind = "model"  # stored in checkpoints and checked when they load
     checkpoint_prefix = ""  # <prefix>last.pt and <prefix>best.pt (tasks sharing a folder)
+    epoch_checkpoint = "{name}_epoch{epoch}.pt"  # the file saved at the end of each epoch
     sample_rate: int | None = None  # Hz of the audio batches; None for symbolic data
     ddp_find_unused_parameters = False  # True when some parameters get no gradient
 

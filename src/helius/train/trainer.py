@@ -195,15 +195,18 @@ def _step_ends_run(run: Run) -> bool:
 
 
 def _end_epoch(run: Run) -> None:
-    """Count the epoch and save <name>_epoch{N}.pt (keeping train.keep_last of them) and
+    """Count the epoch and save its checkpoint (the task's `epoch_checkpoint`, every
+    train.checkpoint_every_epochs epochs, keeping train.keep_last of them) and
     last.pt, whose weights are the good state a non-finite recovery returns to."""
     state = run.state
     state.epoch += 1
     state.batches_in_epoch = 0
-    name, metrics = run.task.name, run.result.last_validation
-    run.save(run.checkpoint_dir / f"{name}_epoch{state.epoch}.pt", metrics)
-    if run.runtime.is_main:
-        rotate(run.checkpoint_dir, f"{name}_epoch*.pt", run.train.keep_last)
+    task, metrics = run.task, run.result.last_validation
+    if state.epoch % run.train.checkpoint_every_epochs == 0:
+        pattern = task.epoch_checkpoint.replace("{name}", task.name)
+        run.save(run.checkpoint_dir / pattern.format(epoch=state.epoch), metrics)
+        if run.runtime.is_main:
+            rotate(run.checkpoint_dir, pattern.format(epoch="*"), run.train.keep_last)
     run.save(run.last_path, metrics)
     run.guard.remember()
 

@@ -1,0 +1,148 @@
+"""What training the mel VAE means: random `segment_length` crops of a prepared folder's
+segments (optionally augmented), their log-mel patches through the VAE, the manual's beta
+annealing by epoch, and a validation that scores reconstructions against a static average."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from helius import registry
+from helius.data.dataset import SegmentDataset, with_validation
+from helius.errors import DataError
+from helius.harmonic.config import MelVAEConfig
+from helius.harmonic.mel_vae import MelVAE
+from helius.losses import kl_per_dim
+from helius.train.logging import TrainLogger
+from helius.train.runtime import unwrap
+from helius.train.task import Task, Validation
+
+# A latent dimension whose average KL is under this many nats carries nothing (the manual's
+# "sparsity" is the share of such dimensions).
+INACTIVE_NATS = 0.01
+
+
+class MelVAETask(Task):
+    """Train a mel VAE on the segments listed by `data.train_index` (mono: channels averaged).
+
+    Checkpoints are named as the manual names them: harmonic_vae_epoch_N.pt, harmonic_vae_best.pt
+    and harmonic_vae_last.pt in `train.checkpoint_dir`."""
+
+    name = "harmonic_vae"
+    kind = "mel_vae"
+    checkpoint_prefix = "harmonic_vae_"
+    epoch_checkpoint = "harmonic_vae_epoch_{epoch}.pt"
+
+    def __init__(self, config: MelVAEConfig) -> None:
+        self.config = config
+        self.sample_rate = config.data.sample_rate
+        self.epoch = 0  # beta anneals by epoch, as the manual's does
+
+    def build_model(self) -> nn.Module:
+        return registry.get(self.kind).build(self.config)
+
+    def patch_samples(self) -> int:
+        """Audio samples of one patch (its centred frames cover segment_length seconds)."""
+        model = self.config.model
+        samples = int(model.segment_length * self.sample_rate)
+        if samples < model.hop_length:
+            raise DataError(
+                f"model.segment_length {model.segment_length:g} s is shorter than one mel hop "
+                f"({model.hop_length} samples at {self.sample_rate} Hz); raise it"
+            )
+        return samples
+
+    def datasets(self) -> tuple[SegmentDataset, SegmentDataset | None]:
+        data, train = self.config.data, self.config.train
+        train_set = SegmentDataset(
+            data.train_index, self.sample_rate, self.patch_samples(), 1, True, train.seed
+        )
+        return with_validation(train_set, data.val_index, self.eval_dataset)
+
+    def eval_dataset(self, index_path: str | Path) -> SegmentDataset:
+        """The first patch of every segment of an index, in order, for measuring."""
+        return SegmentDataset(index_path, self.sample_rate, self.patch_samples(), 1, False)
+
+    def set_epoch(self, train_set, epoch: int) -> None:
+        """The trainer starts every epoch (also a resumed one) here: new crops, next beta."""
+        super().set_epoch(train_set, epoch)
+        self.epoch = epoch
+
+    def loss(self, model: nn.Module, batch: torch.Tensor, step: int):
+        log_mel = unwrap(model).features(batch)
+        epoch = self.epoch
+        # Through the model's own forward (DDP syncs gradients there) via MelVAE.loss.
+        total, parts = unwrap(model).loss(log_mel, self.config.train, epoch)
+        logged = {name: float(value.detach()) for name, value in parts.items()}
+        logged["beta"] = self.config.train.beta(epoch)
+        return total, logged
+
+    @torch.no_grad()
+    def validate(self, model: nn.Module, batches: Iterator[torch.Tensor]) -> Validation:
+        """Log-mel L1 of each validation patch's reconstruction (from the posterior mean), the
+        same for the validation set's average patch (a static output that follows nothing),
+        KL, active dimensions and sparsity. The score is the objective at beta_end (the one
+        the run ends on, so scores of annealing epochs compare): L1 + beta_end x KL per bin."""
+        vae: MelVAE = unwrap(model)
+        was_training = model.training
+        model.eval()
+        device = next(model.parameters()).device
+        patches, rebuilt, mus, logvars = [], [], [], []
+        for batch in batches:
+            log_mel = vae.features(batch.to(device))
+            mu, logvar = vae.encode(log_mel)
+            patches.append(log_mel)
+            rebuilt.append(vae.decode(mu))
+            mus.append(mu)
+            logvars.append(logvar)
+        model.train(was_training)
+        if not patches:
+            raise DataError(f"validation index {self.config.data.val_index} gave no segments")
+        patch, output = torch.cat(patches), torch.cat(rebuilt)
+        mu, logvar = torch.cat(mus), torch.cat(logvars)
+        kl_dims = kl_per_dim(mu, logvar) if mu.shape[0] else mu.new_zeros(mu.shape[1])
+        reconstruction = float((output - patch).abs().mean())
+        average = patch.mean(dim=0, keepdim=True)
+        static = float((average - patch).abs().mean())
+        kl = float(kl_dims.sum())
+        inactive = float((kl_dims < INACTIVE_NATS).float().mean())
+        result = {
+            "recon_l1": reconstruction,
+            "static_l1": static,
+            "recon_vs_static": reconstruction / max(static, 1e-12),
+            "kl": kl,
+            "active_dims": int((kl_dims >= INACTIVE_NATS).sum()),
+            "sparsity": inactive,
+        }
+        score = reconstruction + self.config.train.beta_end * kl / vae.bins
+        return Validation(score=score, metrics=result)
+
+    def validation_warning(self, validation: Validation, step: int) -> str | None:
+        ratio = validation.metrics.get("recon_vs_static", 0.0)
+        if self.epoch >= 1 and ratio > 0.95:
+            return (
+                f"the mel VAE's reconstructions are no better than the validation set's average "
+                f"patch (L1 {ratio:.2f}x of it): it is not following its input; lower "
+                "train.beta_end or raise train.beta_steps"
+            )
+        return None
+
+    @torch.no_grad()
+    def log_media(self, logger: TrainLogger, model: nn.Module, batch: torch.Tensor, step: int):
+        vae: MelVAE = unwrap(model)
+        was_training = model.training
+        model.eval()
+        log_mel = vae.features(batch[:1])
+        rebuilt = vae.decode(vae.encode(log_mel)[0])
+        model.train(was_training)
+        logger.image("mel/original", _image(log_mel[0]), step)
+        logger.image("mel/reconstruction", _image(rebuilt[0]), step)
+
+
+def _image(log_mel: torch.Tensor) -> torch.Tensor:
+    """(n_mels, frames) log-mel -> (1, n_mels, frames) in [0, 1], low bands at the bottom."""
+    low, high = log_mel.min(), log_mel.max()
+    return ((log_mel - low) / (high - low).clamp_min(1e-6)).flip(0)[None]
