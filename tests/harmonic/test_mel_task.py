@@ -161,7 +161,7 @@ def test_registry_and_helius_train_know_the_kind(prepared, tmp_path, capsys):
                     "model.segment_length=0.5",
                     "model.hidden_dims=[32]",
                     "model.latent_dim=4",
-                "train.batch_size=4",
+                    "train.batch_size=4",
                     "train.max_steps=3",
                     "train.device=cpu",
                     f"train.checkpoint_dir={tmp_path / 'ck'}",
