@@ -240,3 +240,29 @@ def test_find_audio_files_skips_hidden_and_excluded(tmp_path):
     found, ignored = find_audio_files(tmp_path, exclude=(tmp_path / "out").resolve())
     assert [relpath for relpath, _ in found] == ["album/song1.flac", "song0.wav"]
     assert ignored == ["notes.txt"]
+
+
+def test_a_data_sets_own_layout_labels_and_splits_its_sources(tmp_path):
+    source = make_corpus(tmp_path / "in")
+    splits = {"song0.wav": "test", "album/song1.flac": "val", "song2.wav": "train"}
+    result = prepare(
+        source,
+        tmp_path / "out",
+        SETTINGS,
+        tags_for=lambda relpath: {"folder": relpath.split("/")[0] if "/" in relpath else "."},
+        split_for=splits.get,  # song3 is unlisted: the hash split decides
+    )
+    out = tmp_path / "out"
+    manifest = [json.loads(line) for line in read_lines(out / "manifest.jsonl")]
+    by_source = {record["source"]: record for record in manifest}
+    assert by_source["song0.wav"]["split"] == "test"
+    assert by_source["album/song1.flac"]["split"] == "val"
+    assert by_source["song2.wav"]["split"] == "train"
+    assert by_source["album/song3.flac"]["tags"] == {"folder": "album"}
+    assert by_source["song0.wav"]["tags"] == {"folder": "."}
+    test = read_lines(out / "test_index.txt")
+    assert len(test) == 2 and all("song0" in line for line in test)
+    assert result.segments_test == 2 and "/ 2 test)" in result.summary()
+    assert not any("song0" in line for line in read_lines(out / "train_index.txt"))
+    with pytest.raises(ValueError, match="splits are train, val and test"):
+        prepare(source, tmp_path / "out2", SETTINGS, split_for=lambda relpath: "validation")

@@ -4,13 +4,14 @@ reloads to the same output, and the registry and `helius train` knowing the kind
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 import torch
 from helpers import write
 
-from helius import registry
+from helius import progress, registry
 from helius.audio.synth import make_texture
 from helius.cli import main
 from helius.config import validate_config
@@ -174,3 +175,31 @@ def test_registry_and_helius_train_know_the_kind(prepared, tmp_path, capsys):
     assert code == 0
     assert "trained mel_vae to step 3" in capsys.readouterr().out
     assert (tmp_path / "ck" / "harmonic_vae_last.pt").is_file()
+
+
+def test_each_epoch_prints_the_manuals_summary_line(prepared, capsys):
+    config = tiny_config(prepared, epochs=2, validate_every_epoch=True, val_every_steps=10_000)
+    config.train.checkpoint_dir += "_summary"
+    progress.set_enabled(True)  # as the CLI does without --quiet
+    result = fit(config, MelVAETask(config))
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.startswith("Epoch")]
+    assert len(lines) == 2, lines
+    pattern = (
+        r"Epoch 2/2, Train Loss: [\d.]+, Val Loss: [\d.]+, Recon: [\d.]+, KL: [\d.]+, "
+        r"LR: [\d.e-]+, Sparsity: [\d.]+"
+    )
+    assert re.fullmatch(pattern, lines[1]), lines[1]
+    assert f"Val Loss: {result.last_validation['score']:.4f}" in lines[1]
+
+
+def test_resume_from_an_epoch_checkpoint_continues_from_it(prepared, tmp_path):
+    config = tiny_config(prepared, epochs=3, val_every_steps=10_000)
+    config.train.checkpoint_dir = str(tmp_path / "ck")
+    fit(config, MelVAETask(config))
+    folder = Path(config.train.checkpoint_dir)
+    assert sorted(p.name for p in folder.glob("harmonic_vae_epoch_*.pt"))[-1].endswith("_3.pt")
+    config.train.epochs = 4
+    result = fit(config, MelVAETask(config), resume=folder / "harmonic_vae_epoch_2.pt")
+    assert result.epoch == 4
+    steps_per_epoch = load_checkpoint(folder / "harmonic_vae_epoch_2.pt")["step"] // 2
+    assert result.step == 4 * steps_per_epoch

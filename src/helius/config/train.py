@@ -38,6 +38,7 @@ class TrainConfig(Section):
     plateau_factor: float = Field(0.5, gt=0, lt=1)
     ema_decay: float | None = Field(None, gt=0, lt=1, description="e.g. 0.999; None: off")
     val_every_steps: int = Field(500, ge=1)
+    validate_every_epoch: bool = Field(False, description="also validate at each epoch's end")
     early_stopping_patience: int | None = Field(None, ge=1, description="validations")
     keep_last: int = Field(3, ge=1, description="epoch checkpoints kept")
     checkpoint_every_epochs: int = Field(1, ge=1, description="save an epoch checkpoint every N")

@@ -3,6 +3,7 @@
 Layout of `output_dir`:
   segments/<name>-<hash>/00000.wav   one folder per source file, segment N starts at N * length
   train_index.txt, val_index.txt     segment paths relative to output_dir, one per line
+  test_index.txt                     the same, when the data set names a test split (MAESTRO)
   manifest.jsonl                     one record per segment (source, offset, RMS dB, tags, split)
   prep_report.json                   what was done, and every skipped file with its reason
   prep_state.json                    per source: size, mtime and results, for incremental re-runs
@@ -20,7 +21,7 @@ import os
 import re
 import shutil
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,7 @@ class PrepResult:
     ignored: list[str] = field(default_factory=list)
     segments_train: int = 0
     segments_val: int = 0
+    segments_test: int = 0  # only data sets with their own test split (MAESTRO) have any
     segments_silent_dropped: int = 0
     one_shots_padded: int = 0  # one-shot mode: files shorter than a clip, padded with silence
     one_shots_cut: int = 0  # one-shot mode: files longer than a clip, cut with a fade
@@ -63,8 +65,10 @@ class PrepResult:
         line = (
             f"prepared {self.files_ok} of {self.files_found} audio files "
             f"({self.files_unchanged} unchanged, {self.files_processed} processed): "
-            f"{self.segments_train + self.segments_val} segments "
-            f"({self.segments_train} train / {self.segments_val} val), "
+            f"{self.segments_train + self.segments_val + self.segments_test} segments "
+            f"({self.segments_train} train / {self.segments_val} val"
+            + (f" / {self.segments_test} test" if self.segments_test else "")
+            + "), "
             f"{self.audio_seconds / 3600:.2f} h of audio in {self.output_dir}"
         )
         if self.one_shots_padded or self.one_shots_cut:
@@ -86,8 +90,15 @@ def prepare(
     val_fraction: float = 0.02,
     workers: int | None = None,
     overwrite: bool = False,
+    tags_for: Callable[[str], dict[str, str]] | None = None,
+    split_for: Callable[[str], str | None] | None = None,
 ) -> PrepResult:
     """Prepare `input_dir` into `output_dir` (see the module docstring); returns what was done.
+
+    A data set's own layout can label its sources (by path relative to input_dir): `tags_for`
+    adds tags to the manifest (e.g. GTZAN's genre folders), `split_for` fixes a source's split
+    ("train", "val", or "test", which goes to test_index.txt; None: the hash split), e.g.
+    MAESTRO's CSV splits.
 
     Raises DataError when nothing usable was found (after writing the report).
     """
@@ -137,7 +148,7 @@ def prepare(
     bar.close()
     _save_state(output_dir, state)
 
-    _write_outputs(state, output_dir, val_fraction, result)
+    _write_outputs(state, output_dir, val_fraction, result, tags_for, split_for)
     result.elapsed_seconds = time.perf_counter() - started
     _write_report(result, input_dir, settings, val_fraction)
     if result.files_ok == 0:
@@ -249,15 +260,25 @@ def _forget_removed(state: dict[str, Any], present: set[str], output_dir: Path) 
 
 
 def _write_outputs(
-    state: dict[str, Any], output_dir: Path, val_fraction: float, result: PrepResult
+    state: dict[str, Any],
+    output_dir: Path,
+    val_fraction: float,
+    result: PrepResult,
+    tags_for: Callable[[str], dict[str, str]] | None,
+    split_for: Callable[[str], str | None] | None,
 ) -> None:
     usable = {relpath: entry for relpath, entry in state["files"].items() if entry["ok"]}
-    val = split_sources(usable, val_fraction)
-    lines: dict[str, list[str]] = {"train": [], "val": []}
+    fixed = {relpath: split_for(relpath) for relpath in usable} if split_for else {}
+    unknown = {split for split in fixed.values() if split not in (None, "train", "val", "test")}
+    if unknown:
+        raise ValueError(f"split_for gave {sorted(unknown)}; splits are train, val and test")
+    val = split_sources([r for r in usable if fixed.get(r) is None], val_fraction)
+    lines: dict[str, list[str]] = {"train": [], "val": [], "test": []}
     manifest = []
     for relpath in sorted(usable):
         entry = usable[relpath]
-        split = "val" if relpath in val else "train"
+        split = fixed.get(relpath) or ("val" if relpath in val else "train")
+        tags = {**entry["tags"], **(tags_for(relpath) if tags_for else {})}
         result.audio_seconds += entry["audio_seconds"]
         result.segments_silent_dropped += entry["silent_segments"]
         result.one_shots_padded += entry.get("one_shot") == "padded"
@@ -266,18 +287,21 @@ def _write_outputs(
             lines[split].append(segment["segment"])
             manifest.append(
                 json.dumps(
-                    {**segment, "source": relpath, "split": split, "tags": entry["tags"]},
+                    {**segment, "source": relpath, "split": split, "tags": tags},
                     ensure_ascii=False,
                 )
             )
     result.files_ok = len(usable)
     result.segments_train, result.segments_val = len(lines["train"]), len(lines["val"])
+    result.segments_test = len(lines["test"])
     result.failed = [
         {"file": relpath, "reason": entry.get("reason", "unknown")}
         for relpath, entry in sorted(state["files"].items())
         if not entry["ok"]
     ]
     for split, paths in lines.items():
+        if split == "test" and not paths and not (output_dir / "test_index.txt").exists():
+            continue  # only a data set with its own test split has a test index
         atomic_write_text(output_dir / f"{split}_index.txt", "".join(p + "\n" for p in paths))
     atomic_write_text(output_dir / "manifest.jsonl", "".join(m + "\n" for m in manifest))
 

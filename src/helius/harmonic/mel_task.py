@@ -40,6 +40,8 @@ class MelVAETask(Task):
         self.config = config
         self.sample_rate = config.data.sample_rate
         self.epoch = 0  # beta anneals by epoch, as the manual's does
+        self.epoch_sums: dict[str, float] = {}  # this epoch's training numbers, for its summary
+        self.epoch_batches = 0
 
     def build_model(self) -> nn.Module:
         return registry.get(self.kind).build(self.config)
@@ -70,6 +72,22 @@ class MelVAETask(Task):
         """The trainer starts every epoch (also a resumed one) here: new crops, next beta."""
         super().set_epoch(train_set, epoch)
         self.epoch = epoch
+        self.epoch_sums, self.epoch_batches = {}, 0
+
+    def end_epoch(self, model, epoch, epochs, validation, learning_rate) -> str:
+        """The manual's line: Epoch 10/50, Train Loss: ..., Val Loss: ..., Recon: ..., KL: ...,
+        LR: ... (train figures are the epoch's means, val ones the last validation's)."""
+        means = {k: v / max(self.epoch_batches, 1) for k, v in self.epoch_sums.items()}
+        parts = [f"Epoch {epoch}/{epochs}" if epochs else f"Epoch {epoch}"]
+        parts.append(f"Train Loss: {means.get('loss', float('nan')):.4f}")
+        if "score" in validation:
+            parts.append(f"Val Loss: {validation['score']:.4f}")
+        recon = validation.get("recon_l1", means.get("reconstruction", float("nan")))
+        kl = validation.get("kl", means.get("kl", float("nan")))
+        parts += [f"Recon: {recon:.4f}", f"KL: {kl:.4f}", f"LR: {learning_rate:.5g}"]
+        if "sparsity" in validation:
+            parts.append(f"Sparsity: {validation['sparsity']:.2f}")
+        return ", ".join(parts)
 
     def loss(self, model: nn.Module, batch: torch.Tensor, step: int):
         log_mel = unwrap(model).features(batch)
@@ -78,6 +96,9 @@ class MelVAETask(Task):
         total, parts = unwrap(model).loss(log_mel, self.config.train, epoch)
         logged = {name: float(value.detach()) for name, value in parts.items()}
         logged["beta"] = self.config.train.beta(epoch)
+        for name, value in {"loss": float(total.detach()), **logged}.items():
+            self.epoch_sums[name] = self.epoch_sums.get(name, 0.0) + value
+        self.epoch_batches += 1
         return total, logged
 
     @torch.no_grad()

@@ -55,7 +55,7 @@ def save(path: Path, config, task, model, optimizer, scheduler, ema, state, metr
 
 def restore(path: Path, task, model, optimizer, scheduler, ema, state) -> None:
     if not path.is_file():
-        raise DataError(f"--resume: {path} does not exist; train without --resume first")
+        raise DataError(f"resume: {path} does not exist; train without resuming first")
     payload = load_checkpoint(path, kind=task.kind)
     model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])

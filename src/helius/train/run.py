@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -95,6 +96,7 @@ class Run:
     last_path: Path
     batches_per_epoch: int
     total_steps: int
+    total_epochs: int | None  # when train.epochs (or max_steps) fixes it; None with a time budget
     budget_seconds: int | None  # train.max_minutes in seconds: the bar counts those instead
     started: float  # time.perf_counter() when the loop's clock started
     stop: StopFlag = field(default_factory=StopFlag)
@@ -148,7 +150,7 @@ class Run:
 def set_up(
     config: HeliusConfig,
     task: Task,
-    resume: bool,
+    resume: bool | str | os.PathLike,
     on_validation: Callable[[int, Validation], bool] | None,
 ) -> Run:
     """Device, model, data, optimiser and schedule; the state of last.pt on resume; the loader,
@@ -181,7 +183,8 @@ def set_up(
     ema = EMA(model, train_config.ema_decay) if train_config.ema_decay else None
     state = RunState()
     if resume:
-        restore(last_path, task, model, optimizer, scheduler, ema, state)
+        source = last_path if resume is True else Path(resume)
+        restore(source, task, model, optimizer, scheduler, ema, state)
         runtime.seed_streams(train_config.seed, resumed_step=state.step)
     else:
         runtime.seed_streams(train_config.seed)
@@ -255,6 +258,7 @@ def set_up(
         last_path=last_path,
         batches_per_epoch=batches_per_epoch,
         total_steps=total_steps,
+        total_epochs=-(-total_steps // steps_per_epoch) if not budget_seconds else None,
         budget_seconds=budget_seconds,
         started=time.perf_counter(),
     )

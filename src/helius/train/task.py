@@ -103,6 +103,18 @@ class Task:
         if isinstance(train_set, EpochDataset):
             train_set.set_epoch(epoch)
 
+    def end_epoch(
+        self,
+        model: nn.Module,
+        epoch: int,
+        epochs: int | None,
+        validation: dict[str, Any],
+        learning_rate: float,
+    ) -> str | None:
+        """Called on rank 0 after epoch `epoch` (1-based, of `epochs` when known) is saved, with
+        the last validation's metrics; a returned line is printed (default: nothing)."""
+        return None
+
     def extra_state(self) -> dict[str, Any]:
         """What a checkpoint carries besides the model and optimizer (e.g. discriminators)."""
         return {}

@@ -14,6 +14,7 @@ DDP ranks is decided by `helius.train.runtime.Runtime`.
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -37,10 +38,13 @@ VALIDATION_SEED = 1234  # validation draws its own randomness, never the trainin
 def fit(
     config: HeliusConfig,
     task: Task,
-    resume: bool = False,
+    resume: bool | str | os.PathLike = False,
     on_validation: Callable[[int, Validation], bool] | None = None,
 ) -> FitResult:
     """Train `task` as `config.train` says; returns the trained model and what happened.
+
+    `resume` True continues exactly from the task's last.pt; a path, from that checkpoint of
+    this run (e.g. an epoch checkpoint).
 
     `on_validation(step, validation)` is called on rank 0 after every counted validation; when
     it returns True the run stops there (as early stopping does: tuning prunes trials with it).
@@ -201,6 +205,8 @@ def _end_epoch(run: Run) -> None:
     state = run.state
     state.epoch += 1
     state.batches_in_epoch = 0
+    if run.train.validate_every_epoch and run.state.step % run.train.val_every_steps != 0:
+        run.result.stopped_early = _validate(run, counts=True) or run.result.stopped_early
     task, metrics = run.task, run.result.last_validation
     if state.epoch % run.train.checkpoint_every_epochs == 0:
         pattern = task.epoch_checkpoint.replace("{name}", task.name)
@@ -209,6 +215,11 @@ def _end_epoch(run: Run) -> None:
             rotate(run.checkpoint_dir, pattern.format(epoch="*"), run.train.keep_last)
     run.save(run.last_path, metrics)
     run.guard.remember()
+    if run.runtime.is_main:
+        lr = run.optimizer.param_groups[0]["lr"]
+        line = task.end_epoch(run.model, state.epoch, run.total_epochs, metrics, lr)
+        if line:
+            progress.note(line)
 
 
 def _finish(run: Run) -> FitResult:
