@@ -51,3 +51,4 @@ class TrainConfig(Section):
     checkpoint_dir: str = "checkpoints"
     log_dir: str = "runs"
     log_audio_every_steps: int = Field(2000, ge=1)
+    tensorboard: bool = Field(True, description="write TensorBoard logs to log_dir")

@@ -55,6 +55,8 @@ class MelVAETrainConfig(TrainConfig):
 
     batch_size: int = Field(32, ge=1)
     learning_rate: float = Field(1e-3, gt=0)
+    # The manual's runs are epochs of a few dozen steps: a 200-step warm-up would be most of one.
+    warmup_steps: int = Field(0, ge=0, description="linear LR warm-up steps")
     beta_start: float = Field(0.0, ge=0, description="KL weight at epoch 0")
     beta_end: float = Field(1.0, ge=0, description="KL weight from epoch beta_steps on")
     beta_steps: int = Field(10, ge=0, description="epochs of annealing (0: beta_end at once)")
@@ -66,6 +68,12 @@ class MelVAETrainConfig(TrainConfig):
     harmonicity_weight: float = Field(
         0.1, ge=0, description="weight of the harmonicity term (0: off)"
     )
+    augment: bool = Field(False, description="gain, pitch, stretch and noise on the fly")
+    augment_strength: float = Field(0.5, ge=0, le=1, description="0: none, 1: the widest")
+    visualize_every_epochs: int | None = Field(
+        None, ge=1, description="write visualizations every N epochs (None: never)"
+    )
+    visualization_dir: str = "visualizations"
     checkpoint_dir: str = "checkpoints/mel_vae"
     log_dir: str = "runs/mel_vae"
 

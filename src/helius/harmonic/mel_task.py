@@ -16,6 +16,7 @@ from helius.errors import DataError
 from helius.harmonic.config import MelVAEConfig
 from helius.harmonic.mel_vae import MelVAE
 from helius.losses import kl_per_dim
+from helius.models.checkpoint import CheckpointError, load_checkpoint
 from helius.train.logging import TrainLogger
 from helius.train.runtime import unwrap
 from helius.train.task import Task, Validation
@@ -36,15 +37,29 @@ class MelVAETask(Task):
     checkpoint_prefix = "harmonic_vae_"
     epoch_checkpoint = "harmonic_vae_epoch_{epoch}.pt"
 
-    def __init__(self, config: MelVAEConfig) -> None:
+    def __init__(self, config: MelVAEConfig, init_from: str | Path | None = None) -> None:
+        """`init_from`: a mel VAE checkpoint of another run whose weights this one starts from
+        (transfer learning: fine-tune on new data; its architecture must be this config's)."""
         self.config = config
+        self.init_from = init_from
         self.sample_rate = config.data.sample_rate
         self.epoch = 0  # beta anneals by epoch, as the manual's does
         self.epoch_sums: dict[str, float] = {}  # this epoch's training numbers, for its summary
         self.epoch_batches = 0
 
     def build_model(self) -> nn.Module:
-        return registry.get(self.kind).build(self.config)
+        model = registry.get(self.kind).build(self.config)
+        if self.init_from is not None:
+            payload = load_checkpoint(self.init_from, kind=self.kind)
+            try:
+                model.load_state_dict(payload.get("ema") or payload["model"])
+            except RuntimeError as error:
+                raise CheckpointError(
+                    f"{self.init_from}: its mel VAE has another shape than this config's "
+                    f"({str(error).splitlines()[0][:160]}); give the same --latent_dim, "
+                    "--hidden_dims, --n_mels, --n_fft, --hop_length and --segment_length"
+                ) from None
+        return model
 
     def patch_samples(self) -> int:
         """Audio samples of one patch (its centred frames cover segment_length seconds)."""
@@ -137,6 +152,9 @@ class MelVAETask(Task):
             "kl": kl,
             "active_dims": int((kl_dims >= INACTIVE_NATS).sum()),
             "sparsity": inactive,
+            # The objective at beta = 1, whatever beta this run trains with: tuning compares
+            # trials of different betas by it.
+            "elbo_loss": reconstruction + kl / vae.bins,
         }
         score = reconstruction + self.config.train.beta_end * kl / vae.bins
         return Validation(score=score, metrics=result)

@@ -212,7 +212,9 @@ def set_up(
         # so a resumed run (new iterator mid-epoch) would drift from an uninterrupted one.
         generator=torch.Generator().manual_seed(train_config.seed),
     )
-    logger = TrainLogger(Path(train_config.log_dir), enabled=runtime.is_main)
+    logger = TrainLogger(
+        Path(train_config.log_dir), enabled=runtime.is_main and train_config.tensorboard
+    )
     guard = NonFiniteGuard(
         model,
         optimizer,
