@@ -142,7 +142,7 @@ def test_a_flat_json_config_is_read_and_flags_override_it(custom, tmp_path, caps
                 "learning_rate": 0.0005,
                 "checkpoint_every": 1,
             }
-        )  # fmt: skip
+        )
     )
     out = tmp_path / "run"
     flags = [flag for flag in TINY if flag not in ("--hidden_dims", "64,32")]
