@@ -12,8 +12,8 @@ import torch
 
 from helius import progress
 from helius.errors import ConfigError, DataError
+from helius.harmonic.inverters import inverter_for, load_mel_vae
 from helius.harmonic.manual import folders, inside, prepare_data, training_config
-from helius.models.checkpoint import CheckpointError
 
 
 def run(args: argparse.Namespace) -> int:
@@ -105,36 +105,6 @@ def _checkpoint(args: argparse.Namespace) -> Path:
     if not Path(path).is_file():
         raise DataError(f"mel VAE checkpoint {path} does not exist; train one (--mode train)")
     return Path(path)
-
-
-def load_mel_vae(path: Path):
-    from helius.models.checkpoint import load_model
-
-    model, _ = load_model(path, "mel_vae")
-    return model
-
-
-def inverter_for(model, vocoder_path: Path | None, iterations: int):
-    """The learned vocoder when given (its mel settings must be the mel VAE's), else fast
-    Griffin-Lim over the model's own mel."""
-    if vocoder_path is None:
-        from helius.harmonic.griffin_lim import GriffinLim
-
-        return GriffinLim(model.mel, iterations=iterations)
-    from helius.models.checkpoint import load_model
-
-    vocoder, _ = load_model(vocoder_path, "vocoder")
-    ours, theirs = model.mel, vocoder.mel
-    keys = ("sample_rate", "n_fft", "hop_length", "n_mels")
-    differ = [k for k in keys if getattr(ours, k) != getattr(theirs, k)]
-    if not differ and not torch.equal(ours.filters, theirs.filters):
-        differ = ["f_min/f_max"]
-    if differ:
-        raise CheckpointError(
-            f"vocoder {vocoder_path} was trained on other mel settings ({', '.join(differ)} "
-            "differ from the mel VAE's); train a vocoder with the same data and model keys"
-        )
-    return vocoder
 
 
 def _write(path: Path, audio: np.ndarray, sample_rate: int) -> None:
