@@ -203,3 +203,19 @@ def test_resume_from_an_epoch_checkpoint_continues_from_it(prepared, tmp_path):
     assert result.epoch == 4
     steps_per_epoch = load_checkpoint(folder / "harmonic_vae_epoch_2.pt")["step"] // 2
     assert result.step == 4 * steps_per_epoch
+
+
+def test_augment_changes_training_patches_only_and_keeps_their_shape(prepared):
+    plain = MelVAETask(tiny_config(prepared, epochs=1))
+    augmented = MelVAETask(tiny_config(prepared, epochs=1, augment=True, augment_strength=1.0))
+    (train_plain, val_plain), (train_aug, val_aug) = plain.datasets(), augmented.datasets()
+    changed = 0
+    for index in range(4):
+        a, b = train_plain[index], torch.as_tensor(train_aug[index])
+        assert a.shape == b.shape  # length and channels kept
+        changed += not torch.allclose(a, b)
+    assert changed >= 3  # gain is drawn for every patch at strength 1
+    assert torch.equal(val_plain[0], val_aug[0])  # validation audio untouched
+    first = torch.as_tensor(train_aug[0])
+    train_aug.set_epoch(1)
+    assert not torch.allclose(first, torch.as_tensor(train_aug[0]))  # new draws each epoch

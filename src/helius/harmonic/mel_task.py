@@ -9,6 +9,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.utils.data import Dataset
 
 from helius import registry
 from helius.data.dataset import SegmentDataset, with_validation
@@ -72,12 +73,18 @@ class MelVAETask(Task):
             )
         return samples
 
-    def datasets(self) -> tuple[SegmentDataset, SegmentDataset | None]:
+    def datasets(self) -> tuple[Dataset, SegmentDataset | None]:
         data, train = self.config.data, self.config.train
         train_set = SegmentDataset(
             data.train_index, self.sample_rate, self.patch_samples(), 1, True, train.seed
         )
-        return with_validation(train_set, data.val_index, self.eval_dataset)
+        _, val_set = with_validation(train_set, data.val_index, self.eval_dataset)
+        if train.augment:  # training patches only: validation measures the audio as it is
+            from helius.harmonic.augment import AugmentedDataset, AugmentSettings
+
+            settings = AugmentSettings(train.augment_strength, self.sample_rate, train.seed)
+            return AugmentedDataset(train_set, settings), val_set
+        return train_set, val_set
 
     def eval_dataset(self, index_path: str | Path) -> SegmentDataset:
         """The first patch of every segment of an index, in order, for measuring."""
