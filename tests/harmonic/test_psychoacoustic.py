@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from helius.harmonic.psychoacoustic import hz_to_bark, schroeder_spreading_db
@@ -41,3 +42,23 @@ def test_harmonicity_prefers_energy_on_the_targets_harmonics():
     shifted[0, bins_off, 0] = torch.tensor([0.0, -0.5, -1.0, -1.5])
     assert harmonicity_loss(target, target, freqs) < 0.05
     assert harmonicity_loss(shifted, target, freqs) > 0.9
+
+
+def test_harmonicity_stays_finite_for_levels_exp_cannot_hold():
+    """Early in training a decoder can put out log-mel levels whose exp() overflows float32
+    (exp(100)^2 = inf) or underflows to 0; the loss and its gradient must stay finite."""
+    from helius.harmonic.psychoacoustic import harmonicity_loss
+
+    freqs = torch.linspace(50.0, 2000.0, 64)
+    target = torch.randn(2, 64, 5, generator=torch.Generator().manual_seed(0))
+    for level in (100.0, -200.0):
+        predicted = torch.full((2, 64, 5), level) + target
+        predicted.requires_grad_(True)
+        loss = harmonicity_loss(predicted, target, freqs)
+        loss.backward()
+        assert torch.isfinite(loss) and 0.0 <= float(loss) <= 1.0
+        assert torch.isfinite(predicted.grad).all()
+        # Adding a constant to every band changes no band's share of the power.
+        assert float(loss) == pytest.approx(
+            float(harmonicity_loss(target, target, freqs)), abs=1e-5
+        )

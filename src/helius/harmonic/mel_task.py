@@ -109,7 +109,36 @@ class MelVAETask(Task):
         parts += [f"Recon: {recon:.4f}", f"KL: {kl:.4f}", f"LR: {learning_rate:.5g}"]
         if "sparsity" in validation:
             parts.append(f"Sparsity: {validation['sparsity']:.2f}")
+        every = self.config.train.visualize_every_epochs
+        if every and epoch % every == 0:
+            parts.append(f"visualizations: {self.visualize(unwrap(model), epoch)}")
         return ", ".join(parts)
+
+    def visualize(self, model: MelVAE, epoch: int) -> Path:
+        """The manual's periodic checks (reconstructions, latent maps, samples, sparsity) of
+        the validation patches (else training ones) in train.visualization_dir."""
+        from helius.harmonic.visualize import validation_patches, visualize
+
+        data, train = self.config.data, self.config.train
+        index = data.val_index if data.val_index and Path(data.val_index).is_file() else None
+        patches, tags = validation_patches(
+            index or data.train_index, self.sample_rate, self.config.model.segment_length, 128
+        )
+        was_training = model.training
+        model.eval()
+        try:
+            visualize(
+                model,
+                patches,
+                train.visualization_dir,
+                tags=tags,
+                step_or_epoch=epoch,
+                seed=train.seed,
+                projections=("tsne",) if len(patches) < 16 else ("tsne", "umap"),
+            )
+        finally:
+            model.train(was_training)
+        return Path(train.visualization_dir)
 
     def loss(self, model: nn.Module, batch: torch.Tensor, step: int):
         log_mel = unwrap(model).features(batch)

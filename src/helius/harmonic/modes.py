@@ -145,7 +145,7 @@ def run_interpolate(args: argparse.Namespace) -> int:
 
 
 def run_visualize(args: argparse.Namespace) -> int:
-    from helius.harmonic.mel_task import visualize_checkpoint
+    from helius.harmonic.visualize import visualize_checkpoint
 
     written = visualize_checkpoint(
         _checkpoint(args),

@@ -78,5 +78,7 @@ def harmonicity_loss(
     nearest = ratio.round().clamp_min(1.0)
     off_semitones = 12.0 * torch.log2(ratio.clamp_min(1e-6) / nearest).abs()
     comb = (off_semitones <= tolerance_semitones).to(predicted)
-    power = predicted.exp() ** 2
-    return 1.0 - (comb * power).sum(dim=1).div(power.sum(dim=1).clamp_min(1e-12)).mean()
+    # Each band's share of the frame's power (exp(log-mel)^2), as a softmax so that no level,
+    # however loud or quiet early in training, overflows (inf / inf) or vanishes (0 / 0).
+    share = torch.softmax(2.0 * predicted, dim=1)
+    return 1.0 - (comb * share).sum(dim=1).mean()

@@ -285,3 +285,62 @@ def visualize(
     atomic_write_text(summary, json.dumps(_jsonable(result), indent=2) + "\n")
     result["summary"] = summary
     return result
+
+
+def _tag_of(tags: dict[str, str]) -> str:
+    """One label per patch for the maps: the data set's own label (genre, composer, folder)."""
+    for key in ("genre", "composer", "folder"):
+        if key in tags:
+            return tags[key]
+    return next(iter(tags.values()), "untagged")
+
+
+def validation_patches(
+    index: str | Path, sample_rate: int, segment_length: float, limit: int = 256
+) -> tuple[list[torch.Tensor], list[str]]:
+    """The first patch of up to `limit` segments of a prepared index (evenly spread over it) and
+    each one's source tag (`_tag_of` of `helius.harmonic.datasets.source_tags`)."""
+    from helius.data.dataset import SegmentDataset
+    from helius.harmonic.datasets import source_tags
+
+    index = Path(index)
+    lines = [line.strip() for line in index.read_text().splitlines() if line.strip()]
+    dataset = SegmentDataset(index, sample_rate, int(segment_length * sample_rate), 1, False)
+    picks = np.linspace(0, len(dataset) - 1, min(limit, len(dataset))).round().astype(int)
+    picks = sorted(set(picks.tolist()))
+    tags = source_tags(index)
+    return [dataset[i] for i in picks], [_tag_of(tags.get(lines[i], {})) for i in picks]
+
+
+def visualize_checkpoint(
+    checkpoint: str | Path,
+    output_dir: str | Path,
+    vocoder: str | Path | None = None,
+    iterations: int = 64,
+    seed: int = 0,
+    index: str | Path | None = None,
+    limit: int = 256,
+) -> Path:
+    """`visualize` a trained mel VAE on patches of `index` (default: the validation index its
+    run was trained with, else its training index) into `output_dir`, numbered by its epoch."""
+    from helius.errors import DataError
+    from helius.harmonic.inverters import inverter_for, load_mel_vae
+    from helius.models.checkpoint import checkpoint_config, load_checkpoint
+
+    payload = load_checkpoint(checkpoint, kind="mel_vae")
+    config = checkpoint_config(payload, checkpoint)
+    if index is None:
+        index = config.data.val_index or config.data.train_index
+    if not Path(index).is_file():
+        raise DataError(
+            f"index {index} (the data {checkpoint} was trained on) is not there; give the "
+            "prepared data with --dataset_dir (or --output_dir of --mode preprocess)"
+        )
+    model = load_mel_vae(checkpoint)
+    patches, tags = validation_patches(index, model.sample_rate, model.config.segment_length, limit)
+    inverter = inverter_for(model, vocoder, iterations)
+    epoch = int(payload.get("epoch", 0) or 0)
+    visualize(
+        model, patches, output_dir, tags=tags, inverter=inverter, step_or_epoch=epoch, seed=seed
+    )
+    return Path(output_dir)
