@@ -52,6 +52,13 @@ def add_commands(commands) -> None:
         help="folder of the training runs started from the Train tab",
     )
     explore.add_argument(
+        "--vocoder",
+        type=Path,
+        default=None,
+        help="for a mel VAE (helius harmonic) checkpoint: the vocoder its sounds come out "
+        "through (default: Griffin-Lim)",
+    )
+    explore.add_argument(
         "--device",
         default="auto",
         help="device of the model: auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps",
@@ -76,6 +83,7 @@ def _run_explore(args: argparse.Namespace) -> int:
         run_dir=args.run_dir,
         device=str(device),
         allowed_hosts=_local_names(args.host),
+        vocoder=args.vocoder,
     )
     shown_host = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Helius explorer: http://{shown_host}:{port}/  (Ctrl+C stops it)", flush=True)

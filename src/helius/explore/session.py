@@ -2,7 +2,9 @@
 
 Latents handed out and taken in are CPU float32 tensors: a clip VAE has one vector (D,) per
 clip; a wave VAE has a trajectory (D, frames), whose map position is its mean over frames,
-and a single vector (D,) given to `decode` is held constant over `frames` frames.
+and a single vector (D,) given to `decode` is held constant over `frames` frames. A mel VAE
+(HarmonicVAE) is explored as a clip VAE of one mel patch per vector, its audio coming out
+through its vocoder (`vocoder` given) or Griffin-Lim.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from torch import nn
 
 from helius.audio import io
 from helius.config import HeliusConfig
-from helius.models.checkpoint import load_vae
+from helius.errors import ConfigError
+from helius.models.checkpoint import checkpoint_config, load_checkpoint, load_vae
 
 __all__ = ["ExplorerSession"]
 
@@ -38,8 +41,16 @@ class ExplorerSession:
     (a 1 s clip decode measured 42 ms when one thread had used torch, 58-63 ms once two had).
     """
 
-    def __init__(self, checkpoint_path: str | os.PathLike, device: str = "cpu") -> None:
+    def __init__(
+        self,
+        checkpoint_path: str | os.PathLike,
+        device: str = "cpu",
+        vocoder: str | os.PathLike | None = None,
+    ) -> None:
+        """`vocoder`: a vocoder checkpoint a mel VAE's audio comes out through (its mel
+        settings must match); without it, Griffin-Lim. Only mel VAE checkpoints take one."""
         self.checkpoint_path = Path(checkpoint_path)
+        self.vocoder = Path(vocoder) if vocoder is not None else None
         self.device = torch.device(device)
         self._lock = threading.RLock()
         self._model_thread_id: int | None = None
@@ -80,8 +91,22 @@ class ExplorerSession:
     def _loaded_model(self) -> nn.Module:
         with self._lock:
             if self._model is None:
-                self._model, self._config = load_vae(self.checkpoint_path, self.device)
+                self._model, self._config = self._load()
             return self._model
+
+    def _load(self) -> tuple[nn.Module, HeliusConfig]:
+        payload = load_checkpoint(self.checkpoint_path, map_location="cpu")
+        if payload.get("kind") == "mel_vae":
+            from helius.harmonic.inverters import load_mel_clip_vae
+
+            config = checkpoint_config(payload, self.checkpoint_path)
+            return load_mel_clip_vae(self.checkpoint_path, self.device, self.vocoder), config
+        if self.vocoder is not None:
+            raise ConfigError(
+                f"--vocoder is for mel VAE checkpoints; {self.checkpoint_path} holds a "
+                f"{payload.get('kind')} model, which makes its own audio: leave --vocoder out"
+            )
+        return load_vae(self.checkpoint_path, self.device)
 
     def unload(self) -> None:
         """Drop the model and free its memory; the next use loads it again."""
@@ -100,8 +125,13 @@ class ExplorerSession:
 
     @property
     def kind(self) -> str:
-        """ "clip_vae" or "wave_vae"."""
+        """ "clip_vae", "wave_vae" or "mel_vae"."""
         return self.config.model.kind
+
+    @property
+    def per_clip(self) -> bool:
+        """One latent vector per clip (clip and mel VAEs), not a trajectory (wave VAE)."""
+        return self.kind != "wave_vae"
 
     @property
     def latent_dim(self) -> int:
@@ -113,6 +143,8 @@ class ExplorerSession:
 
     @property
     def channels(self) -> int:
+        if self.kind == "mel_vae":  # mono mel features
+            return 1
         return 1 if self.config.data.mono else 2
 
     @property
@@ -121,6 +153,8 @@ class ExplorerSession:
         model = self.config.model
         if model.kind == "clip_vae":
             return round(model.clip.clip_seconds * self.sample_rate)
+        if model.kind == "mel_vae":
+            return round(model.segment_length * self.sample_rate)
         return model.wave.hop_samples
 
     @property
@@ -139,7 +173,7 @@ class ExplorerSession:
         audio = self._fit_channels(audio)
         hop = self.hop_samples
         whole_frames = max(1, math.ceil(audio.shape[1] / hop))
-        length = hop if self.kind == "clip_vae" else whole_frames * hop
+        length = hop if self.per_clip else whole_frames * hop
         audio = audio[:, :length]
         if audio.shape[1] < length:
             audio = np.pad(audio, ((0, 0), (0, length - audio.shape[1])))
@@ -183,9 +217,9 @@ class ExplorerSession:
                 f"expected latents (N, {self.latent_dim}) or (N, {self.latent_dim}, frames), "
                 f"got {tuple(latents.shape)}"
             )
-        if self.kind == "clip_vae":
+        if self.per_clip:
             if latents.ndim != 2:
-                raise ValueError("a clip VAE decodes one vector per clip: latents (N, D)")
+                raise ValueError(f"a {self.kind} decodes one vector per clip: latents (N, D)")
         elif latents.ndim == 2:
             latents = latents[:, :, None].expand(-1, -1, frames or self.default_frames)
         latents = latents.contiguous().to(self.device)

@@ -39,3 +39,38 @@ def inverter_for(
             "differ from the mel VAE's); train a vocoder with the same data and model keys"
         )
     return vocoder
+
+
+class MelClipVAE(torch.nn.Module):
+    """A mel VAE seen as a clip VAE, audio in and audio out: `encode` takes audio (N, C, T)
+    to the posterior of its first patch (channels averaged), `decode` takes latents (N, D) to
+    audio (N, 1, T) through the inverter. The latent explorer opens mel checkpoints through it.
+    """
+
+    def __init__(self, vae: MelVAE, inverter: MelInverter) -> None:
+        super().__init__()
+        self.vae, self.inverter = vae, inverter
+        self.sample_rate = vae.sample_rate
+        self.patch_samples = round(vae.config.segment_length * vae.sample_rate)
+
+    def encode(self, audio: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        audio = audio[..., : self.patch_samples]
+        audio = torch.nn.functional.pad(audio, (0, self.patch_samples - audio.shape[-1]))
+        return self.vae.encode(self.vae.features(audio))
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        log_mel = self.vae.decode(latents)
+        audio = self.inverter(log_mel)  # (N, 1, (frames - 1) * hop): a little under a patch
+        length = min(audio.shape[-1], self.patch_samples)
+        return torch.nn.functional.pad(audio[..., :length], (0, self.patch_samples - length))
+
+
+def load_mel_clip_vae(
+    path: str | Path,
+    device: str | torch.device = "cpu",
+    vocoder_path: str | Path | None = None,
+    iterations: int = 64,
+) -> MelClipVAE:
+    """`MelClipVAE` of a mel VAE checkpoint and its inverter (see `inverter_for`)."""
+    model = load_mel_vae(path, device)
+    return MelClipVAE(model, inverter_for(model, vocoder_path, iterations)).eval()

@@ -40,6 +40,7 @@ def create_app(
     device: str = "cpu",
     preset_dir: str | os.PathLike | None = None,
     allowed_hosts: list[str] | None = None,
+    vocoder: str | os.PathLike | None = None,
 ) -> FastAPI:
     """The explorer for a VAE checkpoint (loaded now: a bad checkpoint fails here).
 
@@ -48,8 +49,10 @@ def create_app(
     preset_dir: where presets live (default: `<checkpoint stem>_presets/` beside it).
     allowed_hosts: Host headers accepted (e.g. ["127.0.0.1", "localhost"] against DNS
     rebinding when serving locally); None accepts any.
+    vocoder: for a mel VAE checkpoint, the vocoder its audio comes out through (else
+    Griffin-Lim).
     """
-    state = ExplorerState(checkpoint, data_dir, max_upload_bytes, device, preset_dir)
+    state = ExplorerState(checkpoint, data_dir, max_upload_bytes, device, preset_dir, vocoder)
     training = TrainingManager(run_dir)
 
     @asynccontextmanager

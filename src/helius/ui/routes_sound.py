@@ -29,10 +29,11 @@ def sound_routes(state: ExplorerState) -> APIRouter:
 
     @router.get("/info")
     def info() -> dict:
-        frames_per_sound = 1 if session.kind == "clip_vae" else session.default_frames
+        frames_per_sound = 1 if session.per_clip else session.default_frames
         return {
             "checkpoint": state.checkpoint.name,
             "kind": session.kind,
+            "audio_out": _audio_out(session),
             "latent_dim": session.latent_dim,
             "sample_rate": session.sample_rate,
             "channels": session.channels,
@@ -133,3 +134,10 @@ def sound_routes(state: ExplorerState) -> APIRouter:
         return {"latent": latent.tolist()}
 
     return router
+
+
+def _audio_out(session) -> str:
+    """How the model's latents become audio: its own decoder, or a mel VAE's inverter."""
+    if session.kind != "mel_vae":
+        return "decoder"
+    return f"vocoder {session.vocoder.name}" if session.vocoder else "Griffin-Lim"

@@ -68,9 +68,10 @@ class ExplorerState:
         max_upload_bytes: int,
         device: str = "cpu",
         preset_dir: str | os.PathLike | None = None,
+        vocoder: str | os.PathLike | None = None,
     ) -> None:
         self.checkpoint = Path(checkpoint)
-        self.session = ExplorerSession(self.checkpoint, device)
+        self.session = ExplorerSession(self.checkpoint, device, vocoder)
         self.session.model()  # load now, so a bad checkpoint fails at startup
         self.data_dir = Path(data_dir) if data_dir is not None else None
         self.max_upload_bytes = int(max_upload_bytes)

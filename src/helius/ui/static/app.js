@@ -265,7 +265,7 @@ async function start() {
   setupPresets(); setupTraining();
   const info = await api("/api/info");
   S.info = info;
-  $("#model-info").textContent = `${info.checkpoint} · ${info.kind} · ${info.latent_dim} dims · ${info.sample_rate} Hz · ${info.seconds_per_sound.toFixed(2)} s per sound`;
+  $("#model-info").textContent = `${info.checkpoint} · ${info.kind}${info.kind === "mel_vae" ? ` (${info.audio_out})` : ""} · ${info.latent_dim} dims · ${info.sample_rate} Hz · ${info.seconds_per_sound.toFixed(2)} s per sound`;
   $("#drop-limit").textContent = `up to ${(info.max_upload_bytes / 2 ** 20).toFixed(0)} MB; the first ${info.max_upload_seconds} s are encoded`;
   modelLoaded(info.loaded);
   info.projections.forEach((method) => $("#map-method").add(new Option(method.toUpperCase(), method)));
