@@ -8,7 +8,7 @@ on one thread. A --checkpoint skips the training. Prints a table and writes
 bench/results/vocoder-<date>-<host>.json with the machine's load average at the start and the
 end (other work on a shared machine slows every speed figure), threads and torch version.
 
-    python bench/vocoder.py --data /tmp/voc_data --minutes 5 [--set model.width=128 ...]
+    python bench/vocoder.py --data /tmp/voc_data --minutes 5 [--keep DIR] [--set model.width=128 ...]
 """
 
 from __future__ import annotations
@@ -115,6 +115,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--train-threads", type=int, default=2)
     parser.add_argument("--segments", type=int, default=24, help="held-out segments measured")
     parser.add_argument("--checkpoint", type=Path, help="measure this vocoder, train none")
+    parser.add_argument("--keep", type=Path, help="train into this folder and keep it")
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     parser.add_argument("--results-dir", type=Path, default=BENCH_DIR / "results")
     return parser.parse_args(argv)
@@ -129,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
 
     progress.set_enabled(sys.stderr.isatty())
     torch.manual_seed(0)
-    with tempfile.TemporaryDirectory() as workdir:
+    with tempfile.TemporaryDirectory() as scratch:
+        workdir = args.keep or scratch  # --keep: the checkpoints stay (e.g. for mel_vs_wave)
         if args.checkpoint:
             model, config = load_model(args.checkpoint, kind="vocoder")
             facts = {"checkpoint": str(args.checkpoint), "config": config.model_dump(mode="json")}

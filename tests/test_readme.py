@@ -25,6 +25,7 @@ COVERED_ELSEWHERE = {
     "helius live --list-devices": "tests/generate/test_live.py (faked device query)",
     "helius live --vae_ckpt": "tests/generate/test_live.py (fake sound stream, same flags)",
     "helius explore --vae_ckpt": "tests/ui/test_ui_cli.py (a real server subprocess)",
+    "python -m helius.harmonic --mode": "tests/harmonic/test_harmonic_cli.py, docs/harmonic.md",
 }
 
 
