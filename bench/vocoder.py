@@ -8,7 +8,7 @@ on one thread. A --checkpoint skips the training. Prints a table and writes
 bench/results/vocoder-<date>-<host>.json with the machine's load average at the start and the
 end (other work on a shared machine slows every speed figure), threads and torch version.
 
-    python bench/vocoder.py --data /tmp/voc_data --minutes 5 [--keep DIR] [--set model.width=128 ...]
+    python bench/vocoder.py --data /tmp/voc_data --minutes 5 [--keep DIR] [--set model.width=128]
 """
 
 from __future__ import annotations
