@@ -154,7 +154,12 @@ def test_a_flat_json_config_is_read_and_flags_override_it(custom, tmp_path, caps
     assert stored["model"]["latent_dim"] == 5  # the flag beats the file
     assert stored["model"]["hidden_dims"] == [48]  # the file beats the default
     assert stored["train"]["learning_rate"] == 0.0005 and stored["train"]["epochs"] == 1
-    assert "Epoch 1/1, Train Loss:" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "Epoch 1/1, Train Loss:" in err
+    assert (
+        f"Ctrl-C saves and stops (continue with --resume_from {out / 'harmonic_vae_last.pt'})"
+        in err
+    )
     config.write_text(json.dumps({"epoch": 3}))
     assert main(["harmonic", "--config", str(config)]) == 1
     assert "unknown key(s) epoch" in capsys.readouterr().err

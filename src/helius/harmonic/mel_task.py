@@ -48,6 +48,11 @@ class MelVAETask(Task):
         self.epoch_sums: dict[str, float] = {}  # this epoch's training numbers, for its summary
         self.epoch_batches = 0
 
+    @property
+    def resume_hint(self) -> str:
+        """The manual's way to continue a stopped run: --resume_from its last checkpoint."""
+        return f"--resume_from {Path(self.config.train.checkpoint_dir) / 'harmonic_vae_last.pt'}"
+
     def build_model(self) -> nn.Module:
         model = registry.get(self.kind).build(self.config)
         if self.init_from is not None:

@@ -234,7 +234,8 @@ def set_up(
         disable=not runtime.is_main,
     )
     if runtime.is_main:
-        progress.note(stop_rule(train_config, steps_per_epoch, total_steps, state.step))
+        hint = task.resume_hint
+        progress.note(stop_rule(train_config, steps_per_epoch, total_steps, state.step, hint))
     return Run(
         config=config,
         task=task,

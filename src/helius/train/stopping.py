@@ -33,7 +33,13 @@ def step_limit(train: Any, steps_per_epoch: int) -> int:
     )
 
 
-def stop_rule(train: Any, steps_per_epoch: int, total_steps: int, start_step: int = 0) -> str:
+def stop_rule(
+    train: Any,
+    steps_per_epoch: int,
+    total_steps: int,
+    start_step: int = 0,
+    resume_hint: str = "--resume",
+) -> str:
     """One sentence naming every limit that can end the run and which config key sets it."""
     limits = []
     if train.max_steps:
@@ -53,7 +59,7 @@ def stop_rule(train: Any, steps_per_epoch: int, total_steps: int, start_step: in
     start = f" from step {start_step}" if start_step else ""
     return (
         f"training{start} stops {_either(limits)}; one epoch is {steps_per_epoch} steps; "
-        "Ctrl-C saves and stops (continue with --resume)"
+        f"Ctrl-C saves and stops (continue with {resume_hint})"
     )
 
 

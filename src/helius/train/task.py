@@ -53,6 +53,7 @@ class Task:
     checkpoint_prefix = ""  # <prefix>last.pt and <prefix>best.pt (tasks sharing a folder)
     epoch_checkpoint = "{name}_epoch{epoch}.pt"  # the file saved at the end of each epoch
     sample_rate: int | None = None  # Hz of the audio batches; None for symbolic data
+    resume_hint = "--resume"  # how a stopped run of this system is continued, for messages
     ddp_find_unused_parameters = False  # True when some parameters get no gradient
 
     # ---- required ------------------------------------------------------------------------
