@@ -16,16 +16,14 @@ the load average at start and end.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from record import held_out, write_result  # bench/ is on sys.path
 
 BENCH_DIR = Path(__file__).resolve().parent
 # name -> overrides: the ablation of the objective's terms (each on its own), then the conv net.
@@ -87,12 +85,7 @@ def train_row(name: str, args: argparse.Namespace, workdir: Path):
 
 
 def segments(index: Path, args: argparse.Namespace, count: int) -> torch.Tensor:
-    from helius.data.dataset import SegmentDataset
-
-    length = int(args.segment_seconds * args.sample_rate)
-    dataset = SegmentDataset(index, args.sample_rate, length, 1, random_crop=False)
-    picks = torch.linspace(0, len(dataset) - 1, min(count, len(dataset))).round().long()
-    return torch.stack([dataset[int(i)] for i in picks.unique()])
+    return held_out(index, args.sample_rate, int(args.segment_seconds * args.sample_rate), count)
 
 
 @torch.no_grad()
@@ -193,25 +186,19 @@ def main(argv: list[str] | None = None) -> int:
     print_table(rows)
     if tuning:
         print(f"tuning: {tuning['trials_per_hour']:.1f} trials/hour ({tuning})")
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"harmonic-{stamp}-{platform.node()}.json"
-    record = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg(),
-        "data": str(args.data),
-        "held_out_segments": audio.shape[0],
-        "minutes_per_row": args.minutes,
-        "griffin_lim_iterations": args.griffin_lim_iterations,
-        "training": facts,
-        "rows": rows,
-        "tuning": tuning,
-    }
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = write_result(
+        args.results_dir,
+        "harmonic",
+        load_start,
+        data=str(args.data),
+        held_out_segments=audio.shape[0],
+        minutes_per_row=args.minutes,
+        train_threads=args.train_threads,
+        griffin_lim_iterations=args.griffin_lim_iterations,
+        training=facts,
+        rows=rows,
+        tuning=tuning,
+    )
     print(f"wrote {path}")
     return 0
 

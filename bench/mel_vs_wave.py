@@ -21,16 +21,15 @@ Prints a table; writes bench/results/mel_vs_wave-<date>-<host>.json with the loa
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from record import held_out, write_result  # bench/ is on sys.path
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO = BENCH_DIR.parent
@@ -75,13 +74,7 @@ def train(name: str, config_path: Path | None, overrides: list[str], args) -> tu
 
 
 def segments(index: Path, args: argparse.Namespace, count: int | None) -> torch.Tensor:
-    from helius.data.dataset import SegmentDataset
-
-    length = int(args.segment_seconds * args.sample_rate)
-    dataset = SegmentDataset(index, args.sample_rate, length, 1, random_crop=False)
-    total = len(dataset) if count is None else min(count, len(dataset))
-    picks = torch.linspace(0, len(dataset) - 1, total).round().long().unique()
-    return torch.stack([dataset[int(i)] for i in picks])
+    return held_out(index, args.sample_rate, int(args.segment_seconds * args.sample_rate), count)
 
 
 def loudness_correlation(output: torch.Tensor, target: torch.Tensor) -> float:
@@ -201,23 +194,16 @@ def main(argv: list[str] | None = None) -> int:
     train_audio = segments(args.data / "train_index.txt", args, 256)
     rows = measure(wave, mel_vae, vocoder, audio, train_audio, args)
     print_table(rows)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"mel_vs_wave-{stamp}-{platform.node()}.json"
-    record = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg(),
-        "data": str(args.data),
-        "held_out_segments": audio.shape[0],
-        "vocoder": str(args.vocoder) if args.vocoder else None,
-        "training": [wave_facts, mel_facts],
-        "rows": rows,
-    }
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = write_result(
+        args.results_dir,
+        "mel_vs_wave",
+        load_start,
+        data=str(args.data),
+        held_out_segments=audio.shape[0],
+        vocoder=str(args.vocoder) if args.vocoder else None,
+        training=[wave_facts, mel_facts],
+        rows=rows,
+    )
     print(f"wrote {path}")
     return 0
 

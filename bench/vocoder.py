@@ -14,16 +14,14 @@ end (other work on a shared machine slows every speed figure), threads and torch
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 import os
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+from record import held_out, write_result  # bench/ is on sys.path
 
 BENCH_DIR = Path(__file__).resolve().parent
 GRIFFIN_LIM_ITERATIONS = (32, 128)
@@ -65,14 +63,8 @@ def train_vocoder(args: argparse.Namespace, workdir: Path) -> tuple[torch.nn.Mod
 
 def held_out_audio(args: argparse.Namespace, hop: int, count: int) -> torch.Tensor:
     """(N, 1, T) validation segments, evenly spread over the index, cut to whole mel hops."""
-    from helius.data.dataset import SegmentDataset
-
     length = int(args.segment_seconds * args.sample_rate) // hop * hop
-    segments = SegmentDataset(
-        args.data / "val_index.txt", args.sample_rate, length, 1, random_crop=False
-    )
-    picks = torch.linspace(0, len(segments) - 1, min(count, len(segments))).round().long()
-    return torch.stack([segments[int(index)] for index in picks.unique()])
+    return held_out(args.data / "val_index.txt", args.sample_rate, length, count)
 
 
 @torch.no_grad()
@@ -143,22 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         griffin_lim = GriffinLim(model.mel, iterations=iterations)
         rows.append(measure(f"griffin_lim_{iterations}", griffin_lim, audio, args.sample_rate))
     print_table(rows)
-    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d")
-    args.results_dir.mkdir(parents=True, exist_ok=True)
-    path = args.results_dir / f"vocoder-{stamp}-{platform.node()}.json"
-    record = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "host": platform.node(),
-        "torch": torch.__version__,
-        "cpu_count": os.cpu_count(),
-        "load_average_start": load_start,
-        "load_average_end": os.getloadavg(),
-        "data": str(args.data),
-        "held_out_segments": audio.shape[0],
-        "training": facts,
-        "rows": rows,
-    }
-    path.write_text(json.dumps(record, indent=2) + "\n")
+    path = write_result(
+        args.results_dir,
+        "vocoder",
+        load_start,
+        data=str(args.data),
+        held_out_segments=audio.shape[0],
+        training=facts,
+        rows=rows,
+    )
     print(f"wrote {path}")
     return 0
 

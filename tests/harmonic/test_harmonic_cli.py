@@ -302,3 +302,28 @@ def test_visualize_mode_writes_maps_and_audio_for_the_checkpoint(trained, tmp_pa
 def test_generate_without_a_checkpoint_says_what_to_do(tmp_path, capsys):
     assert main(["harmonic", "--mode", "generate", "--output_dir", str(tmp_path)]) != 0
     assert "train one (--mode train)" in capsys.readouterr().err
+
+
+def test_hidden_dims_ask_for_the_manuals_dense_model_else_conv(tmp_path):
+    """conv is the default (it measured better); the manual's --hidden_dims (flag or flat
+    config) means its dense model, and --architecture says it outright."""
+    from helius.cli import build_parser
+    from helius.cli.harmonic import apply_flat_config
+    from helius.harmonic.datasets import Prepared
+    from helius.harmonic.manual import training_config
+
+    parser = build_parser()
+
+    def model(*flags):
+        args = parser.parse_args(["harmonic", "--output_dir", str(tmp_path), *flags])
+        if args.config is not None:
+            apply_flat_config(args.parser, args)
+        return training_config(args, Prepared(tmp_path)).model
+
+    assert model().architecture == "conv"
+    dense = model("--hidden_dims", "512,256")
+    assert (dense.architecture, dense.hidden_dims) == ("mlp", [512, 256])
+    assert model("--hidden_dims", "64", "--architecture", "conv").architecture == "conv"
+    flat = tmp_path / "manual.json"
+    flat.write_text(json.dumps({"hidden_dims": [256, 128]}))
+    assert model("--config", str(flat)).architecture == "mlp"

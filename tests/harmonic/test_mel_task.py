@@ -30,6 +30,7 @@ TINY_MODEL = {
     "hop_length": 64,
     "n_mels": 24,
     "segment_length": 0.5,
+    "architecture": "mlp",
     "hidden_dims": [128, 64],
     "latent_dim": 8,
 }
@@ -160,6 +161,7 @@ def test_registry_and_helius_train_know_the_kind(prepared, tmp_path, capsys):
                     "model.hop_length=64",
                     "model.n_mels=24",
                     "model.segment_length=0.5",
+                    "model.architecture=mlp",
                     "model.hidden_dims=[32]",
                     "model.latent_dim=4",
                     "train.batch_size=4",

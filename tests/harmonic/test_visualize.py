@@ -26,7 +26,13 @@ TAGS = ["tone", "noise", "tone", "chirp", "noise", "chirp"]
 def model() -> MelVAE:
     torch.manual_seed(0)
     config = MelVAEModelConfig(
-        segment_length=0.25, n_mels=16, n_fft=256, hop_length=64, hidden_dims=[32], latent_dim=4
+        segment_length=0.25,
+        n_mels=16,
+        n_fft=256,
+        hop_length=64,
+        hidden_dims=[32],
+        latent_dim=4,
+        architecture="mlp",
     )
     return MelVAE(config, RATE).eval()
 

@@ -34,7 +34,8 @@ def save(path: Path, model: dict, seed: int) -> Path:
 @pytest.fixture(scope="module")
 def mel_files(tmp_path_factory):
     root = tmp_path_factory.mktemp("mel_explorer")
-    vae = {"kind": "mel_vae", **MEL, "segment_length": 0.5, "hidden_dims": [32], "latent_dim": 6}
+    vae = {"kind": "mel_vae", **MEL, "segment_length": 0.5, "architecture": "mlp"}
+    vae |= {"hidden_dims": [32], "latent_dim": 6}
     vocoder = {"kind": "vocoder", **MEL, "width": 16, "blocks": 1}
     other = {"kind": "vocoder", **MEL, "n_mels": 32, "width": 16, "blocks": 1}
     clips = root / "clips"

@@ -73,8 +73,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     flag("--epochs", type=int, default=50)
     flag("--batch_size", type=int, default=32)
     flag("--latent_dim", type=int, default=128)
-    flag("--hidden_dims", type=int_list, default=[1024, 512, 256], help="e.g. 1024,512,256")
-    flag("--architecture", choices=("mlp", "conv"), default=None, help="default: mlp")
+    flag(
+        "--hidden_dims",
+        type=int_list,
+        default=None,
+        help="the manual's dense (mlp) model with these widths, e.g. 1024,512,256",
+    )
+    flag(
+        "--architecture",
+        choices=("mlp", "conv"),
+        default=None,
+        help="default: mlp when --hidden_dims is given, else conv (measured better)",
+    )
     flag("--learning_rate", type=float, default=1e-3)
     flag("--beta_start", type=float, default=0.0)
     flag("--beta_end", type=float, default=1.0, help="1 is the ELBO's own weight")

@@ -61,14 +61,17 @@ def _flag_values(args: argparse.Namespace, prepared: Prepared) -> dict[str, Any]
     model: dict[str, Any] = {
         "kind": "mel_vae",
         "latent_dim": args.latent_dim,
-        "hidden_dims": list(args.hidden_dims),
         "segment_length": args.segment_length,
         "n_mels": args.n_mels,
         "n_fft": args.n_fft,
         "hop_length": args.hop_length,
     }
-    if args.architecture:
-        model["architecture"] = args.architecture
+    # Giving the manual's --hidden_dims (flag or flat config) asks for its dense model.
+    if args.hidden_dims is not None:
+        model["hidden_dims"] = list(args.hidden_dims)
+    architecture = args.architecture or ("mlp" if args.hidden_dims is not None else None)
+    if architecture:
+        model["architecture"] = architecture
     return {
         "data": {
             "train_index": str(prepared.train_index),

@@ -53,6 +53,7 @@ def apply(config: MelVAEConfig, params: dict[str, Any], trial_dir: Path) -> MelV
     """`config` with a trial's parameters, writing into its own folder."""
     model = config.model.model_copy(
         update={
+            "architecture": "mlp",  # the manual's sweep is over the dense model's widths
             "latent_dim": params["latent_dim"],
             "hidden_dims": HIDDEN_CHOICES[params["hidden_dims"]],
         }
