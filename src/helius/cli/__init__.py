@@ -1,8 +1,9 @@
 """The `helius` command: parses arguments and calls the library, one function per subcommand.
 
 Subcommands live beside this file, one module per system (core/ for the wave VAE and its prior,
-explore.py for LatentAudio, harmonic.py for HarmonicVAE) and one per shared area (data.py,
-models.py, demo.py); each has a SYSTEM name and an `add_commands` that registers its parsers.
+explore.py for LatentAudio, harmonic.py for HarmonicVAE, edit.py for the Audio Editor) and one
+per shared area (data.py, models.py, demo.py); each has a SYSTEM name and an `add_commands` that
+registers its parsers.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import sys
 from collections.abc import Sequence
 
 from helius import __version__, progress
-from helius.cli import core, data, demo, explore, harmonic, models
+from helius.cli import core, data, demo, edit, explore, harmonic, models
 from helius.cli.common import apply_threads
 from helius.errors import HeliusError
 
@@ -42,7 +43,7 @@ GUIDES = (
     "docs/harmonic.md (the mel VAE), docs/architecture.md (the layers, the model kinds)."
 )
 # One module per system (each has SYSTEM and add_commands); the help lists commands by system.
-MODULES = (data, models, demo, core, explore, harmonic)
+MODULES = (data, models, demo, core, explore, harmonic, edit)
 
 
 class _Formatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
