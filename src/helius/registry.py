@@ -152,3 +152,15 @@ register(
         task_class="helius.harmonic.mel_task:MelVAETask",
     )
 )
+register(
+    Kind(
+        name="pointer_editor",
+        system="Audio Editor",
+        summary="pointer network that edits music by copying raw frames (cuts, loops, fades)",
+        checkpoint_kind="pointer_editor",
+        section="model",
+        config="helius.edit.config:PointerEditorConfig",
+        builder="helius.edit.model:build",
+        task_class="helius.edit.task:PointerEditorTask",
+    )
+)

@@ -1,6 +1,6 @@
 """CLI for the Audio Editor: `helius edit ACTION`, one subcommand per step of its pipeline
 (synth: synthetic pairs from music; pairs: what a training-data folder holds; align: pointer
-sequences for pairs by aligning each edit with its raw track)."""
+sequences for pairs by aligning each edit with its raw track; train: the pointer network)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from helius.cli.common import positive_int
+from helius.cli.common import add_config_options, command, positive_int
 from helius.edit.programs import PROGRAM_KINDS, SynthSettings
 
 SYSTEM = "Audio Editor"
@@ -27,6 +27,7 @@ def add_commands(commands) -> None:
     _add_synth(actions)
     _add_pairs(actions)
     _add_align(actions)
+    _add_train(actions)
 
 
 def _show_help(parser: argparse.ArgumentParser) -> int:
@@ -170,4 +171,41 @@ def _run_align(args: argparse.Namespace) -> int:
 
     report = align_folder(args.data_dir, args.threshold, beats=not args.no_beats)
     print(report.summary())
+    return 0
+
+
+def _add_train(actions) -> None:
+    train = command(
+        actions,
+        "train",
+        _run_train,
+        "train the pointer editor (model kind pointer_editor) on a training-data folder's pairs "
+        "that have pointer sequences (pointer_sequences/ from synth, aligned/ from align)",
+    )
+    train.add_argument("--data_dir", type=Path, required=True, help="training-data folder")
+    add_config_options(train)  # --config (e.g. configs/editor_mini.yaml) and --set
+    train.add_argument("--mini", action="store_true", help="the seed's mini size (d_model 128)")
+    train.add_argument("--resume", action="store_true", help="continue from checkpoint_dir/last.pt")
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from helius.config import load_config
+    from helius.edit.config import MINI_OVERRIDES
+    from helius.edit.task import PointerEditorTask
+    from helius.train.trainer import fit
+
+    overrides = ["model.kind=pointer_editor", *(MINI_OVERRIDES if args.mini else ())]
+    overrides += [*args.overrides, f"data.data_dir={args.data_dir}"]
+    config = load_config(args.config, overrides)
+    result = fit(config, PointerEditorTask(config), resume=args.resume)
+    print(
+        f"trained pointer_editor to step {result.step} (epoch {result.epoch}) in "
+        f"{result.elapsed_seconds:.1f} s; checkpoints in {result.checkpoint_dir}"
+    )
+    validation = {k: v for k, v in result.last_validation.items() if isinstance(v, float)}
+    if validation:
+        print("validation: " + ", ".join(f"{k} {v:.4g}" for k, v in sorted(validation.items())))
+    if result.interrupted:
+        print(f"interrupted: saved {result.last_path}; continue with --resume")
     return 0
