@@ -34,6 +34,10 @@ class Kind:
     config: str  # "module:Schema", the whole config of this kind
     builder: str  # "module:function(config) -> nn.Module"
     task_class: str  # "module:TaskClass", built as TaskClass(config, **options)
+    # "module:function(path, device, vocoder) -> model": how the explorer opens a checkpoint of
+    # a kind that does not make audio itself (a mel VAE: audio through its vocoder); None:
+    # the checkpoint's own model (its encode/decode take and give audio).
+    audio_model: str | None = None
 
     def config_schema(self) -> type:
         return _resolve(self.config)
@@ -47,6 +51,12 @@ class Kind:
 
     def task(self, config: Any, **options: Any) -> Any:
         return self.task_type()(config, **options)
+
+    def open_audio_model(self, path: Any, device: Any, vocoder: Any = None) -> Any:
+        """The explorer's view of a checkpoint: audio in, latents, audio out."""
+        if self.audio_model is None:
+            raise ValueError(f"model kind {self.name!r} has no audio_model loader")
+        return _resolve(self.audio_model)(path, device, vocoder)
 
 
 KINDS: dict[str, Kind] = {}
@@ -150,6 +160,7 @@ register(
         config="helius.harmonic.config:MelVAEConfig",
         builder="helius.harmonic.mel_vae:build",
         task_class="helius.harmonic.mel_task:MelVAETask",
+        audio_model="helius.harmonic.inverters:load_mel_clip_vae",
     )
 )
 register(

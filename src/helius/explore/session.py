@@ -25,7 +25,12 @@ from torch import nn
 from helius.audio import io
 from helius.config import HeliusConfig
 from helius.errors import ConfigError
-from helius.models.checkpoint import checkpoint_config, load_checkpoint, load_vae
+from helius.models.checkpoint import (
+    checkpoint_config,
+    checkpoint_kind_entry,
+    load_checkpoint,
+    load_vae,
+)
 
 __all__ = ["ExplorerSession"]
 
@@ -96,11 +101,11 @@ class ExplorerSession:
 
     def _load(self) -> tuple[nn.Module, HeliusConfig]:
         payload = load_checkpoint(self.checkpoint_path, map_location="cpu")
-        if payload.get("kind") == "mel_vae":
-            from helius.harmonic.inverters import load_mel_clip_vae
-
-            config = checkpoint_config(payload, self.checkpoint_path)
-            return load_mel_clip_vae(self.checkpoint_path, self.device, self.vocoder), config
+        config = checkpoint_config(payload, self.checkpoint_path)
+        entry = checkpoint_kind_entry(payload, config, self.checkpoint_path)
+        if entry.audio_model is not None:  # e.g. a mel VAE, heard through its vocoder
+            model = entry.open_audio_model(self.checkpoint_path, self.device, self.vocoder)
+            return model, config
         if self.vocoder is not None:
             raise ConfigError(
                 f"--vocoder is for mel VAE checkpoints; {self.checkpoint_path} holds a "
