@@ -7,6 +7,9 @@ STAMP := $(VENV)/.helius-installed
 # the version, not the build: on Linux PyPI's wheel is the CUDA build; for the CPU-only wheel
 # use TORCH_PIN="torch==2.13.0 --index-url https://download.pytorch.org/whl/cpu".
 TORCH_PIN ?= torch==2.13.0
+# Test workers (pytest-xdist): most of the suite's time is one-thread subprocess start-up, so
+# two workers on two cores halve it; TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 
 .PHONY: install demo test lint format bench clean
 
@@ -23,7 +26,7 @@ demo: $(STAMP)
 	$(BIN)/helius demo --out demo_run
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
