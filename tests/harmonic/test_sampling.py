@@ -11,7 +11,6 @@ import pytest
 import torch
 
 from helius.errors import ConfigError
-from helius.harmonic.config import MelVAEModelConfig
 from helius.harmonic.griffin_lim import GriffinLim
 from helius.harmonic.mel_vae import MelVAE
 from helius.harmonic.sampling import (
@@ -25,21 +24,6 @@ from helius.harmonic.sampling import (
 from helius.nn.mel import LogMel
 
 RATE = 8000
-
-
-@pytest.fixture(scope="module")
-def model() -> MelVAE:
-    torch.manual_seed(0)
-    config = MelVAEModelConfig(
-        segment_length=0.25,
-        n_mels=16,
-        n_fft=256,
-        hop_length=64,
-        hidden_dims=[32],
-        latent_dim=4,
-        architecture="mlp",
-    )
-    return MelVAE(config, RATE).eval()
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import soundfile as sf
 import torch
 from matplotlib.image import imread
 
-from helius.harmonic.config import MelVAEModelConfig
 from helius.harmonic.griffin_lim import GriffinLim
 from helius.harmonic.mel_vae import MelVAE
 from helius.harmonic.visualize import latent_stats, sparsity, visualize
@@ -20,21 +19,6 @@ from helius.harmonic.visualize import latent_stats, sparsity, visualize
 RATE = 8000
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 TAGS = ["tone", "noise", "tone", "chirp", "noise", "chirp"]
-
-
-@pytest.fixture(scope="module")
-def model() -> MelVAE:
-    torch.manual_seed(0)
-    config = MelVAEModelConfig(
-        segment_length=0.25,
-        n_mels=16,
-        n_fft=256,
-        hop_length=64,
-        hidden_dims=[32],
-        latent_dim=4,
-        architecture="mlp",
-    )
-    return MelVAE(config, RATE).eval()
 
 
 @pytest.fixture(scope="module")

@@ -43,10 +43,10 @@ from helius.edit.features import (
     path_segments,
     refine_segments,
 )
-from helius.edit.ops import PAD_TOKEN, STOP_TOKEN, ops_from_pointers
+from helius.edit.ops import PAD_TOKEN, STOP_TOKEN, ops_from_pointers, write_pointer_sequence
 from helius.edit.programs import EDIT_HOP_SAMPLES, EDIT_SAMPLE_RATE
 from helius.errors import HeliusError
-from helius.files import atomic_output, atomic_write_text
+from helius.files import atomic_write_text
 
 GridFunction = Callable[[np.ndarray, int], BeatGrid]
 ALIGNED_DIR, REPORT_NAME = "aligned", "report.json"
@@ -288,15 +288,14 @@ def align_folder(
 
 def write_alignment(path: Path, alignment: Alignment) -> None:
     """An alignment as a pointer-sequence file (synth's keys), written atomically."""
-    with atomic_output(path) as tmp_path, tmp_path.open("wb") as handle:
-        np.savez(
-            handle,
-            pointers=alignment.pointers,
-            ops=alignment.ops,
-            gains=alignment.gains,
-            hop_samples=np.int64(alignment.hop_samples),
-            sample_rate=np.int64(alignment.sample_rate),
-        )
+    write_pointer_sequence(
+        path,
+        alignment.pointers,
+        alignment.ops,
+        alignment.gains,
+        alignment.hop_samples,
+        alignment.sample_rate,
+    )
 
 
 def _track_beats(audio: np.ndarray, sample_rate: int) -> BeatGrid:

@@ -1,5 +1,5 @@
 """The editor's vocabulary: pointer tokens and edit operations (the seed's values), and the edit
-ops a pointer sequence and its gain curve imply.
+ops a pointer sequence and its gain curve imply, and the file that holds them.
 
 A pointer sequence gives, for every frame of the edited track, the raw frame it copies (>= 0),
 or STOP_TOKEN (the edit ended) or PAD_TOKEN (batch padding). Edit ops label the same frames.
@@ -8,8 +8,11 @@ or STOP_TOKEN (the edit ended) or PAD_TOKEN (batch padding). Edit ops label the 
 from __future__ import annotations
 
 from enum import IntEnum
+from pathlib import Path
 
 import numpy as np
+
+from helius.files import atomic_output
 
 STOP_TOKEN = -2  # end of the output sequence
 PAD_TOKEN = -1  # padding for batching
@@ -60,3 +63,24 @@ def ops_from_pointers(pointers: np.ndarray, gains: np.ndarray | None = None) -> 
     ops[pointers == STOP_TOKEN] = int(EditOp.STOP)
     ops[pointers == PAD_TOKEN] = PAD_TOKEN
     return ops
+
+
+def write_pointer_sequence(
+    path: Path,
+    pointers: np.ndarray,
+    ops: np.ndarray,
+    gains: np.ndarray,
+    hop_samples: int,
+    sample_rate: int,
+) -> None:
+    """A pointer-sequence file (.npz: pointers, ops, gains, hop_samples, sample_rate), written
+    atomically; synth writes ground truth in it, align its estimates, training reads both."""
+    with atomic_output(path) as tmp_path, tmp_path.open("wb") as handle:
+        np.savez(
+            handle,
+            pointers=pointers,
+            ops=ops,
+            gains=gains,
+            hop_samples=np.int64(hop_samples),
+            sample_rate=np.int64(sample_rate),
+        )

@@ -24,9 +24,10 @@ import numpy as np
 from helius import progress
 from helius.audio import io
 from helius.audio.beats import BeatGrid, track_beats
+from helius.edit.ops import write_pointer_sequence
 from helius.edit.programs import BarLayout, EditProgram, SynthSettings, make_program
 from helius.errors import DataError, HeliusError
-from helius.files import atomic_output, atomic_write_text
+from helius.files import atomic_write_text
 
 GridFunction = Callable[[np.ndarray, int], BeatGrid]
 PCM_STEPS = 32768.0  # the 16-bit WAV scale (as audio.io writes it)
@@ -156,15 +157,14 @@ def write_pair(pair: EditPair, output_dir: Path, name: str, metadata: dict) -> N
     """Write one pair in the training-data layout, each file atomically."""
     settings = pair.settings
     sequences = output_dir / "pointer_sequences"
-    with atomic_output(sequences / f"{name}.npz") as tmp_path, tmp_path.open("wb") as handle:
-        np.savez(
-            handle,
-            pointers=pair.pointers,
-            ops=pair.ops,
-            gains=pair.gains,
-            hop_samples=np.int64(settings.hop_samples),
-            sample_rate=np.int64(settings.sample_rate),
-        )
+    write_pointer_sequence(
+        sequences / f"{name}.npz",
+        pair.pointers,
+        pair.ops,
+        pair.gains,
+        settings.hop_samples,
+        settings.sample_rate,
+    )
     program = pair.program.to_json(pair.layout, settings.sample_rate, settings.hop_samples)
     record = {**metadata, "program": program, "settings": settings.model_dump(mode="json")}
     atomic_write_text(sequences / f"{name}.json", json.dumps(record, indent=1) + "\n")
